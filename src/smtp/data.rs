@@ -1,0 +1,231 @@
+//! The DATA receiver: end-of-data detection, dot un-stuffing, line-ending policy and the
+//! size and memory caps, across any split of the input into reads.
+//!
+//! Rules (spec smtp.md "DATA"; RFC 5321 §4.1.1.4, §4.5.2; Postfix `smtpd_forbid_bare_newline`):
+//! - Only `<CRLF>.<CRLF>` ends the data: a `.` line counts only when the line before it ended
+//!   with CRLF (or it is the first line) and it ends with CRLF itself. `<LF>.<LF>`,
+//!   `<LF>.<CRLF>`, `<CRLF>.<LF>`, `<CR>.<CR>` and friends never do (SMTP smuggling,
+//!   CVE-2023-51764).
+//! - A bare LF or bare CR ends a line for un-stuffing purposes and is written out as CRLF, so
+//!   the upstream never sees a bare line ending (`normalize`, as Postfix 3.9). A lone `.` line
+//!   next to a bare line ending is dropped, as Postfix does. The `reject` policy receives the
+//!   same way and reports the bare ending at the end of data.
+//! - The size counts the un-stuffed, normalised content (RFC 1870 §4). Past the limit, or when
+//!   the memory budget is spent, the receiver keeps reading to the real end of data holding
+//!   nothing more, so the reply comes only after the final dot and the session stays in step
+//!   (adversarial DATA-02, SMUG-12).
+
+use memchr::memchr2;
+
+use super::budget::Reservation;
+
+/// Memory is reserved from the global budget in steps of this many bytes.
+const RESERVE_STEP: usize = 256 * 1024;
+
+/// How bare CR and bare LF inside DATA are treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLfPolicy {
+    /// Convert to CRLF and accept (default).
+    #[default]
+    Normalize,
+    /// Refuse the message with `550 5.5.2` after the end of data.
+    Reject,
+}
+
+/// Where the receiver is relative to line boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// At the start of a line; `proper` when the previous line ended with CRLF (or this is the
+    /// first line).
+    LineStart { proper: bool },
+    /// Saw `.` at a line start.
+    Dot { proper: bool },
+    /// Saw `.` CR at a line start.
+    DotCr { proper: bool },
+    /// Inside a line.
+    Text,
+    /// Saw CR inside a line.
+    TextCr,
+}
+
+/// How the data ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The message, un-stuffed and with CRLF line endings only.
+    Message(Vec<u8>),
+    /// Over the size limit.
+    TooBig,
+    /// The memory budget could not hold it.
+    OutOfMemory,
+    /// A bare LF under the `reject` policy.
+    BareLf,
+    /// A bare CR under the `reject` policy.
+    BareCr,
+}
+
+/// Receives one message's data.
+#[derive(Debug)]
+pub struct DataReceiver {
+    state: State,
+    body: Vec<u8>,
+    size: usize,
+    max_size: usize,
+    too_big: bool,
+    out_of_memory: bool,
+    bare_lf: bool,
+    bare_cr: bool,
+    policy: BareLfPolicy,
+    reservation: Reservation,
+}
+
+impl DataReceiver {
+    /// A receiver for at most `max_size` bytes, holding memory from `reservation`.
+    pub fn new(max_size: usize, policy: BareLfPolicy, reservation: Reservation) -> DataReceiver {
+        DataReceiver {
+            state: State::LineStart { proper: true },
+            body: Vec::new(),
+            size: 0,
+            max_size,
+            too_big: false,
+            out_of_memory: false,
+            bare_lf: false,
+            bare_cr: false,
+            policy,
+            reservation,
+        }
+    }
+
+    /// Un-stuffed bytes received so far (for rate checks and logs).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Consumes input up to and including the end of data. Returns the bytes consumed and,
+    /// once the end of data was seen, the outcome with the memory reservation that covers it.
+    pub fn receive(&mut self, input: &[u8]) -> (usize, Option<(Outcome, Reservation)>) {
+        let mut i = 0;
+        while i < input.len() {
+            let byte = input[i];
+            match self.state {
+                State::Text => {
+                    // Fast path: copy the run up to the next CR or LF in one go.
+                    let run = memchr2(b'\r', b'\n', &input[i..]).unwrap_or(input.len() - i);
+                    if run > 0 {
+                        self.emit(&input[i..i + run]);
+                        i += run;
+                        continue;
+                    }
+                    if byte == b'\r' {
+                        self.state = State::TextCr;
+                    } else {
+                        self.end_line_bare_lf();
+                    }
+                }
+                State::TextCr => {
+                    if byte == b'\n' {
+                        self.emit(b"\r\n");
+                        self.state = State::LineStart { proper: true };
+                    } else {
+                        self.end_line_bare_cr();
+                        continue; // this byte starts the next line
+                    }
+                }
+                State::LineStart { proper } => match byte {
+                    b'.' => self.state = State::Dot { proper },
+                    b'\r' => self.state = State::TextCr,
+                    b'\n' => self.end_line_bare_lf(),
+                    _ => {
+                        self.state = State::Text;
+                        continue; // this byte is text
+                    }
+                },
+                State::Dot { proper } => match byte {
+                    b'\r' => self.state = State::DotCr { proper },
+                    b'\n' => {
+                        // A lone dot ended by a bare LF: dropped, never the end.
+                        self.bare_lf = true;
+                        self.state = State::LineStart { proper: false };
+                    }
+                    // Dot-stuffing: the first dot is removed, the rest of the line kept.
+                    _ => {
+                        self.state = State::Text;
+                        continue;
+                    }
+                },
+                State::DotCr { proper } => {
+                    if byte == b'\n' {
+                        if proper {
+                            return (i + 1, Some(self.finish()));
+                        }
+                        // `.` CRLF after a bare line ending: dropped, not the end.
+                        self.state = State::LineStart { proper: true };
+                    } else {
+                        // `.` followed by a bare CR: dropped; this byte starts a new line.
+                        self.bare_cr = true;
+                        self.state = State::LineStart { proper: false };
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+        (input.len(), None)
+    }
+
+    fn end_line_bare_lf(&mut self) {
+        self.bare_lf = true;
+        self.emit(b"\r\n");
+        self.state = State::LineStart { proper: false };
+    }
+
+    fn end_line_bare_cr(&mut self) {
+        self.bare_cr = true;
+        self.emit(b"\r\n");
+        self.state = State::LineStart { proper: false };
+    }
+
+    fn emit(&mut self, bytes: &[u8]) {
+        self.size = self.size.saturating_add(bytes.len());
+        if self.too_big || self.out_of_memory {
+            return;
+        }
+        if self.size > self.max_size {
+            self.too_big = true;
+            self.drop_body();
+            return;
+        }
+        if self.size > self.reservation.bytes() {
+            let want = self.size.div_ceil(RESERVE_STEP) * RESERVE_STEP;
+            if !self.reservation.grow_to(want.min(self.max_size)) {
+                self.out_of_memory = true;
+                self.drop_body();
+                return;
+            }
+        }
+        self.body.extend_from_slice(bytes);
+    }
+
+    fn drop_body(&mut self) {
+        self.body = Vec::new();
+        self.reservation.release();
+    }
+
+    fn finish(&mut self) -> (Outcome, Reservation) {
+        let outcome = if self.too_big {
+            Outcome::TooBig
+        } else if self.out_of_memory {
+            Outcome::OutOfMemory
+        } else if self.policy == BareLfPolicy::Reject && self.bare_lf {
+            Outcome::BareLf
+        } else if self.policy == BareLfPolicy::Reject && self.bare_cr {
+            Outcome::BareCr
+        } else {
+            Outcome::Message(std::mem::take(&mut self.body))
+        };
+        (outcome, self.reservation.take())
+    }
+}
+
+#[cfg(test)]
+mod tests;

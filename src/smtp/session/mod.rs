@@ -1,0 +1,467 @@
+//! The SMTP session state machine: bytes in, [`Step`]s out, results back in.
+//!
+//! The driver owns the socket and a read buffer. It calls [`Session::process`] with the
+//! buffered bytes; the session consumes what it can, queues replies in its output buffer and
+//! returns what it needs next. Replies are queued in order and the driver flushes them before
+//! it blocks on a read (RFC 2920 §3.2), before a TLS handshake and before closing. While the
+//! session waits for a result (TLS, key check, delivery) it consumes nothing, so pipelined
+//! commands after AUTH or DATA are judged only once that result is in (adversarial PIPE-08).
+//!
+//! What it deliberately does not do: read clocks (the driver maps [`Session::wait`] to a
+//! deadline), verify keys, parse MIME or talk to the upstream.
+
+mod auth;
+mod commands;
+mod ehlo;
+
+use std::sync::Arc;
+
+use super::budget::{MemoryBudget, Reservation};
+use super::data::{BareLfPolicy, DataReceiver, Outcome};
+use super::envelope::Envelope;
+use super::line::{Line, LineReader};
+use super::reply::{self, Reply};
+use crate::secret::ApiKey;
+
+/// Replies are handed to the driver once this many bytes are queued, so a client that
+/// pipelines thousands of commands without reading cannot grow the output (PIPE-09).
+const FLUSH_AT: usize = 16 * 1024;
+
+/// The settings a session needs, from `[smtp]`, `[auth]` and `[limits]` of the configuration.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Our name in the greeting and the EHLO reply.
+    pub hostname: String,
+    /// Largest message, un-stuffed (advertised as `SIZE`).
+    pub max_message_size: usize,
+    /// Recipients per message; the next gets `452 4.5.3`.
+    pub max_recipients: usize,
+    /// Longest command line, CRLF included.
+    pub command_line_limit: usize,
+    /// Longest AUTH command or response line, CRLF included.
+    pub auth_line_limit: usize,
+    /// Protocol errors before `421 4.7.0 Too many errors`.
+    pub max_errors: u32,
+    /// NOOP/RSET/VRFY/HELP/EHLO/HELO allowed between messages before each counts as an error.
+    pub max_junk_commands: u32,
+    /// Messages per connection.
+    pub max_messages: u32,
+    /// AUTH failures per session before `421 4.7.0`.
+    pub max_auth_failures: u32,
+    /// The one accepted username.
+    pub auth_username: String,
+    /// Accepted key prefixes (`sk_live_`).
+    pub key_prefixes: Vec<String>,
+    /// Bare CR / LF policy for DATA and command lines.
+    pub bare_lf: BareLfPolicy,
+}
+
+/// What the driver must do next.
+#[derive(Debug)]
+pub enum Step {
+    /// Flush the output, then read more input and call `process` again.
+    NeedInput,
+    /// Flush the output (it is large), then call `process` again with the rest of the input.
+    Flush,
+    /// Flush the `220`, drop all buffered input, run the TLS handshake, then call
+    /// [`Session::tls_established`] (or close if it failed).
+    StartTls,
+    /// Check the key, then call [`Session::auth_finished`].
+    Authenticate(AuthRequest),
+    /// Map and hand the message to the upstream, then call [`Session::delivered`].
+    Deliver(Box<Delivery>),
+    /// Flush the output and close the connection.
+    Close,
+}
+
+/// A key to verify.
+#[derive(Debug)]
+pub struct AuthRequest {
+    /// `None` when the username, authzid or key prefix was already wrong: the driver answers
+    /// with the same failure delay as for a wrong key (AUTH-09), without asking anyone.
+    pub key: Option<ApiKey>,
+}
+
+/// The answer of the key store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// `235`.
+    Valid,
+    /// `535`, counted.
+    Invalid,
+    /// `454`: the key store or API could not say.
+    Unavailable,
+}
+
+/// One received message, ready for mapping and delivery.
+#[derive(Debug)]
+pub struct Delivery {
+    /// As accepted at MAIL and RCPT.
+    pub envelope: Envelope,
+    /// Un-stuffed, CRLF line endings only.
+    pub message: Vec<u8>,
+    /// The memory budget share held by `message`; drop it with the message.
+    pub reservation: Reservation,
+    /// The key the client authenticated with.
+    pub key: ApiKey,
+    /// 1 for the first message of the session, for `X-Request-Id`.
+    pub transaction: u32,
+    /// The sanitised EHLO/HELO name.
+    pub helo: String,
+}
+
+/// What kind of wait the driver should time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Waiting for a command line (or an AUTH response).
+    Command {
+        /// After AUTH the idle timeout is longer (RFC 5321 §4.5.3.2.7).
+        authenticated: bool,
+        /// Part of the line was already consumed (an over-long line being skipped): keep the
+        /// line's deadline rather than starting a new one.
+        mid_line: bool,
+    },
+    /// Receiving message data.
+    Data,
+}
+
+/// A mail transaction between MAIL and the end of DATA.
+#[derive(Debug)]
+struct Transaction {
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    rcpt_attempts: u32,
+    smtputf8: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    Command,
+    Auth(auth::Stage),
+    Data(Box<DataReceiver>),
+    /// A TLS handshake, key check or delivery is under way.
+    Waiting,
+    Closed,
+}
+
+/// One SMTP session.
+#[derive(Debug)]
+pub struct Session {
+    cfg: Arc<SessionConfig>,
+    budget: MemoryBudget,
+    out: Vec<u8>,
+    state: State,
+    lines: LineReader,
+    /// The negotiated TLS version once TLS is up.
+    tls: Option<&'static str>,
+    /// This listener offers STARTTLS (false for implicit TLS).
+    starttls: bool,
+    /// The sanitised EHLO/HELO argument; `None` until the client greets.
+    helo: Option<String>,
+    key: Option<ApiKey>,
+    pending_key: Option<ApiKey>,
+    tx: Option<Transaction>,
+    auth_failures: u32,
+    errors: u32,
+    junk: u32,
+    transactions: u32,
+    /// The per-connection message limit was hit; the next command closes.
+    close_next: bool,
+    /// Nothing has been read yet on this (plaintext) layer.
+    fresh: bool,
+}
+
+impl Session {
+    /// A session on a STARTTLS listener (`tls` = `None`) or inside implicit TLS (`tls` = the
+    /// negotiated version). The greeting is queued at once.
+    pub fn new(cfg: Arc<SessionConfig>, budget: MemoryBudget, tls: Option<&'static str>) -> Self {
+        let mut session = Session {
+            budget,
+            out: Vec::with_capacity(256),
+            state: State::Command,
+            lines: LineReader::default(),
+            starttls: tls.is_none(),
+            tls,
+            helo: None,
+            key: None,
+            pending_key: None,
+            tx: None,
+            auth_failures: 0,
+            errors: 0,
+            junk: 0,
+            transactions: 0,
+            close_next: false,
+            fresh: true,
+            cfg,
+        };
+        session.reply(reply::greeting(&session.cfg.hostname));
+        session
+    }
+
+    /// Replies queued for the client.
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Called by the driver once the output was written. Gives back memory after a burst.
+    pub fn clear_output(&mut self) {
+        self.out.clear();
+        if self.out.capacity() > 4096 {
+            self.out = Vec::with_capacity(256);
+        }
+    }
+
+    /// What the session is waiting for, for the driver's timeouts.
+    pub fn wait(&self) -> Wait {
+        match self.state {
+            State::Data(_) => Wait::Data,
+            _ => Wait::Command {
+                authenticated: self.key.is_some(),
+                mid_line: self.lines.is_skipping(),
+            },
+        }
+    }
+
+    /// True when closed: nothing more will be processed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// True between commands with no transaction open: a shutdown can close it at once.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Command) && self.tx.is_none() && !self.lines.is_skipping()
+    }
+
+    /// Bytes of message data received in the current DATA, for the minimum-rate check.
+    pub fn data_received(&self) -> Option<usize> {
+        match &self.state {
+            State::Data(rx) => Some(rx.size()),
+            _ => None,
+        }
+    }
+
+    /// The negotiated TLS version, if TLS is up.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        self.tls
+    }
+
+    /// Consumes input; see the module doc. Returns the bytes consumed and the next step.
+    pub fn process(&mut self, input: &[u8]) -> (usize, Step) {
+        let mut used = 0;
+        loop {
+            if self.out.len() >= FLUSH_AT {
+                return (used, Step::Flush);
+            }
+            let rest = &input[used..];
+            match &mut self.state {
+                State::Closed => return (input.len(), Step::Close),
+                State::Waiting => return (used, Step::NeedInput),
+                State::Data(rx) => {
+                    let (n, done) = rx.receive(rest);
+                    used += n;
+                    let Some((outcome, reservation)) = done else {
+                        return (used, Step::NeedInput);
+                    };
+                    if let Some(step) = self.end_of_data(outcome, reservation) {
+                        return (used, step);
+                    }
+                }
+                State::Command | State::Auth(_) => {
+                    if rest.is_empty() {
+                        return (used, Step::NeedInput);
+                    }
+                    if self.fresh && self.tls.is_none() && rest[0] == 0x16 {
+                        // A TLS ClientHello on the STARTTLS port (adversarial TLS-09): the
+                        // client is set to implicit TLS. Say so, and close.
+                        self.reply(reply::TLS_ON_PLAINTEXT);
+                        return (input.len(), self.close());
+                    }
+                    self.fresh = false;
+                    let (n, line) = self.lines.next_line(rest, self.line_cap(rest));
+                    used += n;
+                    let Some(line) = line else {
+                        return (used, Step::NeedInput);
+                    };
+                    match self.on_line(line) {
+                        // RFC 3207 §4.2 / CVE-2011-0411: nothing buffered after STARTTLS
+                        // survives the handshake.
+                        Some(Step::StartTls) => return (input.len(), Step::StartTls),
+                        Some(step) => return (used, step),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The TLS handshake after STARTTLS succeeded: back to "just greeted" (RFC 3207 §4.2).
+    pub fn tls_established(&mut self, version: &'static str) {
+        self.tls = Some(version);
+        self.helo = None;
+        self.tx = None;
+        self.key = None;
+        self.lines = LineReader::default();
+        self.state = State::Command;
+    }
+
+    /// The key check finished.
+    pub fn auth_finished(&mut self, outcome: AuthOutcome) {
+        self.state = State::Command;
+        let key = self.pending_key.take();
+        match (outcome, key) {
+            (AuthOutcome::Valid, Some(key)) => {
+                self.key = Some(key);
+                self.reply(reply::AUTH_OK);
+            }
+            (AuthOutcome::Unavailable, _) => self.reply(reply::AUTH_TEMPORARY),
+            _ => {
+                self.auth_failures += 1;
+                self.reply(reply::auth_invalid(&self.cfg.auth_username));
+                if self.auth_failures >= self.cfg.max_auth_failures {
+                    self.reply(reply::AUTH_TOO_MANY_FAILURES);
+                    self.state = State::Closed;
+                }
+            }
+        }
+    }
+
+    /// The upstream answered: `Ok(id)` once it has the message, else the reply to send.
+    pub fn delivered(&mut self, result: Result<String, Reply>) {
+        self.state = State::Command;
+        match result {
+            Ok(id) => {
+                self.junk = 0;
+                self.reply(reply::queued(&id));
+            }
+            Err(refusal) => self.reply(refusal),
+        }
+    }
+
+    /// The client was silent past its deadline: `421 4.4.2`, then close.
+    pub fn timed_out(&mut self) {
+        self.reply(reply::timeout(&self.cfg.hostname));
+        self.state = State::Closed;
+    }
+
+    /// The relay is shutting down: `421 4.3.2`, then close.
+    pub fn shutting_down(&mut self) {
+        self.reply(reply::SHUTTING_DOWN);
+        self.state = State::Closed;
+    }
+
+    /// The session failed internally (a bug): `421 4.3.0`, then close.
+    pub fn internal_error(&mut self) {
+        self.reply(reply::INTERNAL_FAILURE);
+        self.state = State::Closed;
+    }
+
+    fn line_cap(&self, input: &[u8]) -> usize {
+        let is_auth = matches!(self.state, State::Auth(_))
+            || input.len() >= 5 && input[..5].eq_ignore_ascii_case(b"AUTH ");
+        if is_auth {
+            self.cfg.auth_line_limit
+        } else {
+            self.cfg.command_line_limit
+        }
+    }
+
+    fn on_line(&mut self, line: Line<'_>) -> Option<Step> {
+        match line {
+            Line::Endless => {
+                self.reply(reply::LINE_TOO_LONG);
+                Some(self.close())
+            }
+            Line::TooLong { auth } => {
+                let in_auth = matches!(self.state, State::Auth(_));
+                self.state = State::Command;
+                self.pending_key = None;
+                self.error(if auth || in_auth {
+                    reply::AUTH_LINE_TOO_LONG
+                } else {
+                    reply::LINE_TOO_LONG
+                })
+            }
+            Line::Complete { text, bare_lf } => {
+                if bare_lf && self.cfg.bare_lf == BareLfPolicy::Reject {
+                    self.reply(reply::BARE_LF_COMMAND);
+                    return Some(self.close());
+                }
+                match std::mem::replace(&mut self.state, State::Command) {
+                    State::Auth(stage) => self.on_auth_response(stage, text),
+                    _ => self.on_command_line(text),
+                }
+            }
+        }
+    }
+
+    fn end_of_data(&mut self, outcome: Outcome, reservation: Reservation) -> Option<Step> {
+        self.state = State::Command;
+        self.transactions += 1;
+        let tx = self.tx.take()?;
+        let refusal = match outcome {
+            Outcome::Message(message) => {
+                let Some(key) = self.key.clone() else {
+                    self.reply(reply::INTERNAL_ERROR);
+                    return None;
+                };
+                self.state = State::Waiting;
+                return Some(Step::Deliver(Box::new(Delivery {
+                    envelope: Envelope {
+                        mail_from: tx.mail_from,
+                        rcpt_to: tx.rcpt_to,
+                    },
+                    message,
+                    reservation,
+                    key,
+                    transaction: self.transactions,
+                    helo: self.helo.clone().unwrap_or_default(),
+                })));
+            }
+            Outcome::TooBig => reply::MESSAGE_TOO_BIG,
+            Outcome::OutOfMemory => reply::INSUFFICIENT_STORAGE,
+            Outcome::BareLf => reply::BARE_LF,
+            Outcome::BareCr => reply::BARE_CR,
+        };
+        self.reply(refusal);
+        None
+    }
+
+    fn reply(&mut self, reply: Reply) {
+        reply.write_to(&mut self.out);
+    }
+
+    fn write_raw(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+
+    /// Sends a protocol-error reply and counts it; closes at the limit (Postfix: the `421`
+    /// follows the last error reply at once).
+    fn error(&mut self, reply: Reply) -> Option<Step> {
+        self.reply(reply);
+        self.count_error()
+    }
+
+    fn count_error(&mut self) -> Option<Step> {
+        self.errors += 1;
+        if self.errors >= self.cfg.max_errors {
+            self.reply(reply::TOO_MANY_ERRORS);
+            return Some(self.close());
+        }
+        None
+    }
+
+    /// NOOP, RSET, VRFY, HELP, EHLO, HELO: past the junk limit each also counts as an error
+    /// (Postfix `smtpd_junk_command_limit`; adversarial PIPE-09).
+    fn count_junk(&mut self) -> Option<Step> {
+        self.junk += 1;
+        if self.junk > self.cfg.max_junk_commands {
+            return self.count_error();
+        }
+        None
+    }
+
+    fn close(&mut self) -> Step {
+        self.state = State::Closed;
+        Step::Close
+    }
+}
