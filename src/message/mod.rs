@@ -39,3 +39,46 @@ pub struct MimeLimits {
     /// Most `Received:` headers before the message is taken for a loop (default 50).
     pub received_headers: usize,
 }
+
+// TEMPORARY until the mapping module lands (replaced wholesale by the merge).
+/// The request body.
+#[derive(Debug, Serialize)]
+pub struct SendRequest<'a> {
+    /// Envelope.
+    pub envelope: &'a Envelope,
+    /// Source.
+    pub source: &'a Source,
+    /// Header value.
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+}
+
+/// Mapping failure.
+#[derive(Debug, thiserror::Error)]
+#[error("empty message")]
+pub struct MappingError;
+
+impl MappingError {
+    /// Reply.
+    pub fn reply(&self) -> Reply {
+        Reply::dynamic(554, "5.6.0", "Message has no header section")
+    }
+}
+
+/// Maps.
+pub fn map_message<R>(
+    raw: &[u8],
+    envelope: &Envelope,
+    source: &Source,
+    _limits: &MimeLimits,
+    f: impl FnOnce(&SendRequest<'_>) -> R,
+) -> Result<R, MappingError> {
+    if raw.is_empty() {
+        return Err(MappingError);
+    }
+    Ok(f(&SendRequest {
+        envelope,
+        source,
+        idempotency_key: None,
+    }))
+}

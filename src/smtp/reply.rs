@@ -390,3 +390,12 @@ pub const TLS_ON_PLAINTEXT: Reply = Reply::fixed(
     "5.5.1",
     "TLS handshake on a STARTTLS port: connect in plaintext and use STARTTLS, or use the implicit TLS port",
 );
+/// The outbox could not store the message (disk full, permissions): retry later.
+pub const STORAGE_FAILURE: Reply =
+    Reply::fixed(451, "4.3.0", "Could not store the message, try again later");
+/// The upstream did not answer within `timeouts.upstream` (rest-api.md: 504/timeout).
+pub const UPSTREAM_TIMEOUT: Reply = Reply::fixed(
+    451,
+    "4.4.1",
+    "Upstream did not answer in time, try again later",
+);

@@ -1,0 +1,156 @@
+//! Reading the configuration: the file (or the embedded default), then command-line and
+//! environment overrides, then validation. Every error is one line naming the setting.
+
+use std::path::{Path, PathBuf};
+
+use super::{Config, Listener, ListenerKind, LogFormat};
+
+/// The shipped development configuration, used when no file is given and
+/// `config/relay.toml` is not in the working directory.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/relay.toml");
+
+/// The default configuration file.
+pub const DEFAULT_PATH: &str = "config/relay.toml";
+
+/// A configuration that cannot be used: where, which setting, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {setting}: {message}")]
+pub struct ConfigError {
+    /// The file (or "embedded default", or "command line").
+    pub origin: String,
+    /// The setting, e.g. `limits.message_size`; empty for file-level problems.
+    pub setting: String,
+    /// What is wrong and, where it helps, what would be right.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `setting`; the origin is filled in by the loader or the caller.
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: String::new(),
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Settings given on the command line or in `SENDPIGEON_RELAY_*` variables; they win over
+/// the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--listen KIND=ADDR` (replaces all `[[listeners]]`).
+    pub listen: Vec<String>,
+    /// `--upstream`.
+    pub upstream: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--tls-certificate`.
+    pub tls_certificate: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Loads `path`, or `config/relay.toml`, or the embedded default; applies `overrides`;
+/// validates. Returns the configuration and a description of where it came from.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<(Config, String), ConfigError> {
+    let (origin, text) = match path {
+        Some(path) => (path.display().to_string(), read(path)?),
+        None if Path::new(DEFAULT_PATH).exists() => {
+            (DEFAULT_PATH.to_string(), read(Path::new(DEFAULT_PATH))?)
+        }
+        None => ("embedded default".to_string(), EMBEDDED_DEFAULT.to_string()),
+    };
+    let config = load_str(&text, overrides).map_err(|mut e| {
+        e.origin = origin.clone();
+        e
+    })?;
+    Ok((config, origin))
+}
+
+/// Parses, overrides and validates configuration text.
+pub fn load_str(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let mut config = parse(text)?;
+    apply(&mut config, overrides)?;
+    super::validate::validate(&config)?;
+    Ok(config)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: path.display().to_string(),
+        setting: String::new(),
+        message: format!("cannot read the configuration file: {e}"),
+    })
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::new(line_of(text, &e), e.message().to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let setting = e.path().to_string();
+        let inner = e.into_inner();
+        let setting = if setting == "." {
+            line_of(text, &inner)
+        } else {
+            setting
+        };
+        ConfigError::new(setting, inner.message().to_string())
+    })
+}
+
+fn line_of(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        }
+        None => "syntax".to_string(),
+    }
+}
+
+fn apply(config: &mut Config, o: &Overrides) -> Result<(), ConfigError> {
+    if let Some(hostname) = &o.hostname {
+        config.server.hostname = hostname.clone();
+    }
+    if !o.listen.is_empty() {
+        config.listeners = o
+            .listen
+            .iter()
+            .map(|spec| parse_listen(spec))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(upstream) = &o.upstream {
+        config.upstream.url = upstream.clone();
+    }
+    if let Some(format) = o.log_format {
+        config.log.format = format;
+    }
+    if let Some(path) = &o.tls_certificate {
+        config.tls.certificate = path.clone();
+    }
+    if let Some(path) = &o.tls_key {
+        config.tls.key = path.clone();
+    }
+    Ok(())
+}
+
+/// `starttls=0.0.0.0:587` or `implicit=0.0.0.0:465`.
+fn parse_listen(spec: &str) -> Result<Listener, ConfigError> {
+    let bad = || {
+        ConfigError::new(
+            "listen",
+            format!("invalid listener {spec:?}; write KIND=ADDRESS, e.g. starttls=0.0.0.0:587"),
+        )
+    };
+    let (kind, address) = spec.split_once('=').ok_or_else(bad)?;
+    let kind = match kind {
+        "starttls" => ListenerKind::Starttls,
+        "implicit" => ListenerKind::Implicit,
+        _ => return Err(bad()),
+    };
+    let address = address.parse().map_err(|_| bad())?;
+    Ok(Listener { kind, address })
+}

@@ -1,0 +1,333 @@
+//! The configuration: one TOML file, every setting with its default in this file, unknown
+//! keys and invalid values refused at start with an error that names the setting.
+//!
+//! Relative paths are taken relative to the working directory, like most command-line tools;
+//! the shipped `config/relay.toml` assumes the repository root. README "Configuration" lists
+//! every setting.
+
+mod load;
+mod units;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, Overrides, load, load_str};
+pub use units::{Size, Span};
+
+use crate::smtp::data::BareLfPolicy;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`.
+    pub server: Server,
+    /// `[[listeners]]`: at least one.
+    pub listeners: Vec<Listener>,
+    /// `[tls]`.
+    pub tls: Tls,
+    /// `[auth]`.
+    pub auth: Auth,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[timeouts]`.
+    pub timeouts: Timeouts,
+    /// `[upstream]`.
+    pub upstream: Upstream,
+    /// `[log]`.
+    pub log: Log,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Our name in the greeting and EHLO reply.
+    pub hostname: String,
+    /// Connections open at once across all listeners; more get `421 4.4.5`.
+    pub max_connections: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            hostname: "localhost".into(),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// `[[listeners]]`: one listening socket.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// `starttls` (plaintext greeting, STARTTLS required) or `implicit` (TLS first).
+    pub kind: ListenerKind,
+    /// Address and port, e.g. `0.0.0.0:587`.
+    pub address: SocketAddr,
+}
+
+/// The two kinds of listener (spec smtp.md "Listeners").
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// RFC 3207.
+    Starttls,
+    /// RFC 8314.
+    Implicit,
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1; ECDSA or RSA).
+    pub key: PathBuf,
+    /// Development only: when the certificate or key is missing, create a development CA
+    /// (written to `development_ca`) and a certificate it signs. Never on in production.
+    pub generate_if_missing: bool,
+    /// Where the generated development CA certificate goes (clients trust this file).
+    pub development_ca: PathBuf,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            certificate: "certs/dev-cert.pem".into(),
+            key: "certs/dev-key.pem".into(),
+            generate_if_missing: false,
+            development_ca: "certs/dev-ca.pem".into(),
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// The one accepted username.
+    pub username: String,
+    /// A key must start with one of these.
+    pub key_prefixes: Vec<String>,
+    /// How keys are checked: `keys-file` (SHA-256 digests in `keys_file`).
+    pub verify: Verify,
+    /// One lower-case hex SHA-256 digest per line (`sendpigeon-relay hash-key` prints one);
+    /// `#` starts a comment.
+    pub keys_file: PathBuf,
+    /// Failed AUTH attempts per session before `421 4.7.0` and close.
+    pub max_failures: u32,
+    /// Wait before answering a failed AUTH: slows guessing and hides which part was wrong.
+    pub failure_delay: Span,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            username: "apikey".into(),
+            key_prefixes: vec!["sk_live_".into()],
+            verify: Verify::KeysFile,
+            keys_file: "config/dev-keys.txt".into(),
+            max_failures: 3,
+            failure_delay: Span::secs(1),
+        }
+    }
+}
+
+/// Where keys are checked.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verify {
+    /// Against `keys_file`.
+    KeysFile,
+}
+
+/// `[limits]` (spec smtp.md "Limits"; none of them may be 0).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message after un-stuffing; advertised as `SIZE`.
+    pub message_size: Size,
+    /// Recipients per message.
+    pub recipients: usize,
+    /// Longest command line including CRLF (RFC 5321 minimum 512).
+    pub command_line: usize,
+    /// Longest AUTH line including CRLF.
+    pub auth_line: usize,
+    /// Largest top-level header section of a message.
+    pub header_section: Size,
+    /// Most MIME parts in a message.
+    pub mime_parts: usize,
+    /// Deepest MIME nesting.
+    pub mime_depth: usize,
+    /// Most `Received:` headers (a loop beyond).
+    pub received_headers: usize,
+    /// Protocol errors per session before `421 4.7.0`.
+    pub errors: u32,
+    /// NOOP/RSET/VRFY/HELP/EHLO between messages before each counts as an error.
+    pub junk_commands: u32,
+    /// Messages per connection.
+    pub messages_per_connection: u32,
+    /// Message bytes held in memory across all sessions.
+    pub memory_budget: Size,
+    /// Bare CR/LF in DATA: `normalize` (to CRLF) or `reject` (`550 5.5.2`).
+    pub bare_lf: BareLfPolicy,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            message_size: Size(26_214_400),
+            recipients: 50,
+            command_line: 2048,
+            auth_line: 12_288,
+            header_section: Size(1 << 20),
+            mime_parts: 1000,
+            mime_depth: 50,
+            received_headers: 50,
+            errors: 10,
+            junk_commands: 100,
+            messages_per_connection: 1000,
+            memory_budget: Size(1 << 30),
+            bare_lf: BareLfPolicy::Normalize,
+        }
+    }
+}
+
+/// `[timeouts]` (spec smtp.md "Timeouts").
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// TLS handshake, on connect (implicit) or after STARTTLS.
+    pub tls_handshake: Span,
+    /// Next command before AUTH; also the deadline for one whole command line.
+    pub command: Span,
+    /// Next command after AUTH (RFC 5321 §4.5.3.2.7).
+    pub command_authenticated: Span,
+    /// Each read during DATA.
+    pub data_read: Span,
+    /// Minimum average DATA rate in bytes per second, enforced after `data_rate_grace`.
+    pub data_min_rate: Size,
+    /// How long DATA may run before the minimum rate applies.
+    pub data_rate_grace: Span,
+    /// Writing replies to a client that does not read.
+    pub write: Span,
+    /// A whole session.
+    pub session: Span,
+    /// The upstream call after the end of data.
+    pub upstream: Span,
+    /// Connecting to the upstream.
+    pub upstream_connect: Span,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tls_handshake: Span::secs(30),
+            command: Span::secs(60),
+            command_authenticated: Span::secs(300),
+            data_read: Span::secs(180),
+            data_min_rate: Size(1024),
+            data_rate_grace: Span::secs(30),
+            write: Span::secs(60),
+            session: Span::secs(30 * 60),
+            upstream: Span::secs(30),
+            upstream_connect: Span::secs(5),
+        }
+    }
+}
+
+/// `[upstream]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstream {
+    /// `outbox:DIR`: write each message as JSON into DIR.
+    pub url: String,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            url: "outbox:var/outbox".into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which upstream `[upstream] url` selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// The local outbox directory.
+    Outbox(PathBuf),
+}
+
+impl Config {
+    /// The upstream the URL selects (validated at load).
+    pub fn upstream_target(&self) -> Result<UpstreamTarget, String> {
+        match self.upstream.url.strip_prefix("outbox:") {
+            Some(dir) if !dir.is_empty() => Ok(UpstreamTarget::Outbox(PathBuf::from(dir))),
+            Some(_) => Err("outbox: needs a directory, e.g. \"outbox:var/outbox\"".into()),
+            None => Err(format!(
+                "unsupported upstream {:?}: this build supports \"outbox:DIR\"",
+                self.upstream.url
+            )),
+        }
+    }
+
+    /// The session settings derived from this configuration.
+    pub fn session_config(&self) -> crate::smtp::SessionConfig {
+        crate::smtp::SessionConfig {
+            hostname: self.server.hostname.clone(),
+            max_message_size: self.limits.message_size.bytes(),
+            max_recipients: self.limits.recipients,
+            command_line_limit: self.limits.command_line,
+            auth_line_limit: self.limits.auth_line,
+            max_errors: self.limits.errors,
+            max_junk_commands: self.limits.junk_commands,
+            max_messages: self.limits.messages_per_connection,
+            max_auth_failures: self.auth.max_failures,
+            auth_username: self.auth.username.clone(),
+            key_prefixes: self.auth.key_prefixes.clone(),
+            bare_lf: self.limits.bare_lf,
+        }
+    }
+
+    /// The MIME caps derived from this configuration.
+    pub fn mime_limits(&self) -> crate::message::MimeLimits {
+        crate::message::MimeLimits {
+            header_section: self.limits.header_section.bytes(),
+            parts: self.limits.mime_parts,
+            depth: self.limits.mime_depth,
+            received_headers: self.limits.received_headers,
+        }
+    }
+}

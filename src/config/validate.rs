@@ -1,0 +1,139 @@
+//! Checks that need more than a type: ranges, relations between settings, files that must
+//! exist. "0 means unlimited" does not exist here: every limit must be at least 1.
+
+use std::collections::HashSet;
+
+use super::{Config, ConfigError};
+
+pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
+    let err = |setting: &str, message: String| Err(ConfigError::new(setting, message));
+
+    let host = &c.server.hostname;
+    if host.is_empty()
+        || host.len() > 255
+        || !host
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
+    {
+        return err(
+            "server.hostname",
+            format!("{host:?} is not a host name (letters, digits, dots and hyphens)"),
+        );
+    }
+    positive("server.max_connections", c.server.max_connections as u64)?;
+
+    if c.listeners.is_empty() {
+        return err(
+            "listeners",
+            "at least one [[listeners]] entry is needed".into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for listener in &c.listeners {
+        if !seen.insert(listener.address) {
+            return err("listeners", format!("{} is listed twice", listener.address));
+        }
+    }
+
+    if !c.tls.generate_if_missing {
+        for (setting, path) in [
+            ("tls.certificate", &c.tls.certificate),
+            ("tls.key", &c.tls.key),
+        ] {
+            if !path.is_file() {
+                return err(setting, format!("{} does not exist", path.display()));
+            }
+        }
+    }
+
+    let a = &c.auth;
+    if a.username.is_empty() || !a.username.chars().all(|ch| ch.is_ascii_graphic()) {
+        return err(
+            "auth.username",
+            "must be non-empty printable ASCII without spaces".into(),
+        );
+    }
+    if a.key_prefixes.is_empty() || a.key_prefixes.iter().any(|p| p.is_empty()) {
+        return err(
+            "auth.key_prefixes",
+            "list at least one non-empty prefix, e.g. [\"sk_live_\"]".into(),
+        );
+    }
+    positive("auth.max_failures", a.max_failures.into())?;
+    if !a.keys_file.is_file() {
+        return err(
+            "auth.keys_file",
+            format!("{} does not exist", a.keys_file.display()),
+        );
+    }
+
+    let l = &c.limits;
+    for (setting, value) in [
+        ("limits.recipients", l.recipients as u64),
+        ("limits.header_section", l.header_section.0),
+        ("limits.mime_parts", l.mime_parts as u64),
+        ("limits.mime_depth", l.mime_depth as u64),
+        ("limits.received_headers", l.received_headers as u64),
+        ("limits.errors", l.errors.into()),
+        ("limits.junk_commands", l.junk_commands.into()),
+        (
+            "limits.messages_per_connection",
+            l.messages_per_connection.into(),
+        ),
+    ] {
+        positive(setting, value)?;
+    }
+    if l.message_size.0 < 1024 {
+        return err("limits.message_size", "must be at least 1024 bytes".into());
+    }
+    // RFC 5321 §4.5.3.1.4: servers must accept command lines of 512 octets.
+    for (setting, value) in [
+        ("limits.command_line", l.command_line),
+        ("limits.auth_line", l.auth_line),
+    ] {
+        if value < 512 {
+            return err(
+                setting,
+                format!("{value} is below the RFC 5321 minimum of 512"),
+            );
+        }
+    }
+    if l.memory_budget.0 < l.message_size.0 {
+        return err(
+            "limits.memory_budget",
+            "must be at least limits.message_size, or no message of the maximum size could be received".into(),
+        );
+    }
+
+    let t = &c.timeouts;
+    for (setting, span) in [
+        ("timeouts.tls_handshake", t.tls_handshake),
+        ("timeouts.command", t.command),
+        ("timeouts.command_authenticated", t.command_authenticated),
+        ("timeouts.data_read", t.data_read),
+        ("timeouts.write", t.write),
+        ("timeouts.session", t.session),
+        ("timeouts.upstream", t.upstream),
+        ("timeouts.upstream_connect", t.upstream_connect),
+    ] {
+        if span.0.is_zero() {
+            return err(setting, "must be longer than 0s".into());
+        }
+    }
+    positive("timeouts.data_min_rate", t.data_min_rate.0)?;
+
+    if let Err(message) = c.upstream_target() {
+        return err("upstream.url", message);
+    }
+    Ok(())
+}
+
+fn positive(setting: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(
+            setting,
+            "must be at least 1 (there is no \"0 means unlimited\")",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The upstream behind one trait: where an accepted message goes before the client hears
+//! `250`. The outbox (a local directory) is the embedded default; the REST API client
+//! implements the same trait.
+//!
+//! The contract: `deliver` resolves `Ok` only once the upstream has the message (REST 2xx, or
+//! the outbox file durably written). Anything else is a [`DeliveryError`] carrying the exact
+//! SMTP reply, never a 250.
+
+mod idempotency;
+mod outbox;
+mod render;
+
+use std::time::SystemTime;
+
+pub use idempotency::derived_key;
+pub use outbox::Outbox;
+
+use crate::auth::BoxFuture;
+use crate::message::Source;
+use crate::secret::ApiKey;
+use crate::smtp::budget::Reservation;
+use crate::smtp::{Envelope, Reply};
+
+/// One received message and what the upstream needs to know about it.
+#[derive(Debug)]
+pub struct Submission {
+    /// As accepted at MAIL and RCPT.
+    pub envelope: Envelope,
+    /// The message exactly as received (un-stuffed, CRLF line endings).
+    pub message: Vec<u8>,
+    /// The memory budget share of `message`, given back when the submission is dropped.
+    pub reservation: Reservation,
+    /// The key the client authenticated with.
+    pub key: ApiKey,
+    /// The `source` object of the request.
+    pub source: Source,
+    /// `<session id>.<transaction number>`, sent as `X-Request-Id`.
+    pub request_id: String,
+    /// When the end of data was received.
+    pub received_at: SystemTime,
+}
+
+/// The upstream has the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The id for `250 2.0.0 OK: queued as <id>`, already limited to `[A-Za-z0-9._-]`.
+    pub id: String,
+}
+
+/// The upstream does not have the message: the reply to send, and a detail for the log.
+#[derive(Debug, Clone)]
+pub struct DeliveryError {
+    /// The SMTP reply (rest-api.md error table, or the mapping error's reply).
+    pub reply: Reply,
+    /// What happened, for the log line (never the key).
+    pub detail: String,
+}
+
+impl DeliveryError {
+    /// An error with its log detail.
+    pub fn new(reply: Reply, detail: impl Into<String>) -> DeliveryError {
+        DeliveryError {
+            reply,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Where accepted messages go.
+pub trait Upstream: Send + Sync {
+    /// Hands the message over; resolves once the upstream has it, or with the refusal.
+    fn deliver(&self, submission: Submission) -> BoxFuture<'_, Result<Accepted, DeliveryError>>;
+
+    /// A one-line description for the start-up log and `check-config`.
+    fn describe(&self) -> String;
+}
+
+/// Keeps only `[A-Za-z0-9._-]` of an upstream id (Symfony Mailer parses the queue id with
+/// that class), at most 128 characters.
+pub fn safe_id(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(128)
+        .collect()
+}

@@ -1,0 +1,152 @@
+//! The outbox upstream: each accepted message becomes `<id>.json` in a directory, written
+//! durably before the `250` (spec rest-api.md "The outbox").
+//!
+//! The file holds the exact REST request body plus a `relay` object. It is written to a
+//! hidden temporary name, fsynced, renamed, and the directory fsynced, so a crash at any
+//! moment leaves either no file or a whole one, and a reader that lists `*.json` never sees a
+//! half-written message. Mapping and writing run on the blocking pool: parsing a 25 MiB
+//! message or waiting for fsync must not stall the async workers; a panic there becomes
+//! `451 4.3.0` for that message only.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::render::{with_request, write_json};
+use super::{Accepted, DeliveryError, Submission, Upstream};
+use crate::auth::BoxFuture;
+use crate::message::{MimeLimits, SendRequest};
+use crate::smtp::reply;
+
+/// Writes messages into a directory.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: Arc<PathBuf>,
+    limits: Arc<MimeLimits>,
+}
+
+impl Outbox {
+    /// Creates the directory if needed and checks that it is writable.
+    pub fn open(dir: &Path, limits: MimeLimits) -> Result<Outbox, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let probe = dir.join(".write-test");
+        File::create(&probe)
+            .and_then(|_| fs::remove_file(&probe))
+            .map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
+        Ok(Outbox {
+            dir: Arc::new(dir.to_path_buf()),
+            limits: Arc::new(limits),
+        })
+    }
+}
+
+impl Upstream for Outbox {
+    fn deliver(&self, sub: Submission) -> BoxFuture<'_, Result<Accepted, DeliveryError>> {
+        let dir = Arc::clone(&self.dir);
+        let limits = Arc::clone(&self.limits);
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || write_record(&dir, &limits, &sub)).await {
+                Ok(result) => result,
+                Err(join) => Err(DeliveryError::new(
+                    reply::INTERNAL_ERROR,
+                    if join.is_panic() {
+                        "mapping or writing panicked"
+                    } else {
+                        "the outbox task was cancelled"
+                    },
+                )),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("outbox:{}", self.dir.display())
+    }
+}
+
+/// The `relay` object of an outbox record: what the REST API would not get.
+#[derive(Serialize)]
+struct RelayInfo<'a> {
+    id: &'a str,
+    received_at: String,
+    key_fingerprint: String,
+    idempotency_key: &'a str,
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Record<'a> {
+    #[serde(flatten)]
+    request: &'a SendRequest<'a>,
+    relay: RelayInfo<'a>,
+}
+
+fn write_record(
+    dir: &Path,
+    limits: &MimeLimits,
+    sub: &Submission,
+) -> Result<Accepted, DeliveryError> {
+    let id = ulid::Ulid::new().to_string();
+    let tmp = TempFile(dir.join(format!(".{id}.json.tmp")));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp.0)
+        .map_err(|e| storage_error(&tmp.0, e))?;
+    let received_at = OffsetDateTime::from(sub.received_at)
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    with_request(sub, limits, |request, idempotency_key| {
+        let record = Record {
+            request,
+            relay: RelayInfo {
+                id: &id,
+                received_at,
+                key_fingerprint: sub.key.fingerprint(),
+                idempotency_key,
+                request_id: &sub.request_id,
+            },
+        };
+        let mut out = BufWriter::with_capacity(256 * 1024, &file);
+        write_json(&mut out, &record)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    })?;
+    file.sync_all().map_err(|e| storage_error(&tmp.0, e))?;
+    let target = dir.join(format!("{id}.json"));
+    fs::rename(&tmp.0, &target).map_err(|e| storage_error(&target, e))?;
+    tmp.keep();
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| storage_error(dir, e))?;
+    Ok(Accepted { id })
+}
+
+fn storage_error(path: &Path, e: std::io::Error) -> DeliveryError {
+    DeliveryError::new(
+        reply::STORAGE_FAILURE,
+        format!("outbox write failed at {}: {e}", path.display()),
+    )
+}
+
+/// Removes the temporary file unless it was renamed into place.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn keep(mut self) {
+        self.0 = PathBuf::new();
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! One connection: the driver loop that feeds the sans-IO session, performs its steps
+//! (TLS handshake, key check, delivery) and enforces every deadline.
+//!
+//! Deadlines (spec smtp.md "Timeouts"): a whole command line must arrive within the command
+//! timeout, which is not reset by each byte (slowloris, TMO-02); during DATA each read has its
+//! own timeout and the average rate must stay above a minimum after a grace period (TMO-03);
+//! writes have a deadline (TMO-05); the session as a whole has one. A failed TLS handshake
+//! closes without a plaintext reply (TLS-INJ-07).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Duration, Instant, timeout, timeout_at};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tracing::Instrument;
+
+use super::Relay;
+use super::stream::Stream;
+use super::tls::version_name;
+use crate::config::ListenerKind;
+use crate::message::Source;
+use crate::pipeline::Submission;
+use crate::smtp::reply::{self, Reply};
+use crate::smtp::{AuthOutcome, Delivery, Session, Step, Wait};
+
+/// Read buffer capacity while waiting for commands.
+const COMMAND_BUFFER: usize = 4 * 1024;
+/// Read buffer capacity during DATA.
+const DATA_BUFFER: usize = 64 * 1024;
+
+/// Serves one accepted connection to its end. The permit is held until then.
+pub(super) async fn handle(
+    relay: Arc<Relay>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    _permit: OwnedSemaphorePermit,
+) {
+    let id = ulid::Ulid::new().to_string();
+    let client_ip = peer.ip().to_canonical();
+    let span = tracing::info_span!(
+        "session",
+        id = %id,
+        client = %client_ip,
+        listener = ?kind,
+        tls = tracing::field::Empty,
+        key = tracing::field::Empty,
+    );
+    async move {
+        tracing::debug!(port = peer.port(), "connected");
+        let session_deadline = Instant::now() + relay.config.timeouts.session.0;
+        let mut conn = Connection {
+            relay,
+            id,
+            client_ip,
+            session_deadline,
+            buf: BytesMut::new(),
+            line_deadline: None,
+            data_started: None,
+        };
+        match conn.serve(tcp, kind).await {
+            Ok(()) => tracing::debug!("closed"),
+            Err(e) => tracing::debug!(error = %e, "connection ended"),
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+struct Connection {
+    relay: Arc<Relay>,
+    id: String,
+    client_ip: IpAddr,
+    session_deadline: Instant,
+    buf: BytesMut,
+    /// When the command line being received must be complete.
+    line_deadline: Option<Instant>,
+    /// When the current DATA began, for the minimum-rate check.
+    data_started: Option<Instant>,
+}
+
+enum Read {
+    Data,
+    TimedOut,
+    Eof,
+}
+
+impl Connection {
+    async fn serve(&mut self, tcp: TcpStream, kind: ListenerKind) -> io::Result<()> {
+        let mut stream = match kind {
+            ListenerKind::Starttls => Stream::Plain(tcp),
+            ListenerKind::Implicit => Stream::Tls(Box::new(self.handshake(tcp).await?)),
+        };
+        let tls = match &stream {
+            Stream::Tls(s) => Some(self.tls_version(s)),
+            Stream::Plain(_) => None,
+        };
+        let mut session = Session::new(
+            Arc::clone(&self.relay.session),
+            self.relay.budget.clone(),
+            tls,
+        );
+        loop {
+            let (used, step) = match catch_unwind(AssertUnwindSafe(|| session.process(&self.buf))) {
+                Ok(progress) => progress,
+                Err(_) => return self.fail(&mut stream).await,
+            };
+            self.buf.advance(used);
+            if used > 0 && !matches!(session.wait(), Wait::Command { mid_line: true, .. }) {
+                self.line_deadline = None;
+            }
+            match step {
+                Step::NeedInput => {
+                    self.flush(&mut stream, &mut session).await?;
+                    match self.read(&mut stream, &session).await? {
+                        Read::Data => {}
+                        Read::TimedOut => {
+                            tracing::info!(wait = ?session.wait(), "client timed out");
+                            session.timed_out();
+                        }
+                        Read::Eof => {
+                            if session.data_received().is_some() {
+                                tracing::info!(
+                                    "client disconnected during DATA; nothing was forwarded"
+                                );
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
+                Step::Flush => self.flush(&mut stream, &mut session).await?,
+                Step::StartTls => {
+                    self.flush(&mut stream, &mut session).await?;
+                    // RFC 3207 §4.2, CVE-2011-0411: plaintext sent after STARTTLS is dropped.
+                    self.buf.clear();
+                    let Stream::Plain(tcp) = stream else {
+                        return Err(io::Error::other("STARTTLS on a TLS stream"));
+                    };
+                    let tls = self.handshake(tcp).await?;
+                    let version = self.tls_version(&tls);
+                    stream = Stream::Tls(Box::new(tls));
+                    session.tls_established(version);
+                }
+                Step::Authenticate(request) => {
+                    let outcome = match &request.key {
+                        Some(key) => self.relay.authenticator.verify(key).await,
+                        None => AuthOutcome::Invalid,
+                    };
+                    match (&outcome, &request.key) {
+                        (AuthOutcome::Valid, Some(key)) => {
+                            tracing::Span::current().record("key", key.fingerprint());
+                            tracing::info!("authenticated");
+                        }
+                        (AuthOutcome::Unavailable, _) => tracing::warn!("key check unavailable"),
+                        _ => {
+                            tracing::info!("authentication failed");
+                            // Same delay whichever part was wrong (AUTH-09), slows guessing.
+                            tokio::time::sleep(self.relay.config.auth.failure_delay.0).await;
+                        }
+                    }
+                    session.auth_finished(outcome);
+                }
+                Step::Deliver(delivery) => {
+                    let result = self.deliver(*delivery, session.tls_version()).await;
+                    session.delivered(result);
+                }
+                Step::Close => {
+                    self.flush(&mut stream, &mut session).await?;
+                    let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Waits for more input under the deadline that applies now.
+    async fn read(&mut self, stream: &mut Stream, session: &Session) -> io::Result<Read> {
+        let t = &self.relay.config.timeouts;
+        let now = Instant::now();
+        let wait = session.wait();
+        let deadline = match wait {
+            Wait::Command { authenticated, .. } => {
+                self.data_started = None;
+                let idle = if authenticated {
+                    t.command_authenticated.0
+                } else {
+                    t.command.0
+                };
+                *self.line_deadline.get_or_insert(now + idle)
+            }
+            Wait::Data => {
+                self.line_deadline = None;
+                let started = *self.data_started.get_or_insert(now);
+                let elapsed = now - started;
+                if elapsed > t.data_rate_grace.0 {
+                    let received = session.data_received().unwrap_or(0) as f64;
+                    if received < t.data_min_rate.0 as f64 * elapsed.as_secs_f64() {
+                        return Ok(Read::TimedOut);
+                    }
+                }
+                now + t.data_read.0
+            }
+        };
+        let deadline = deadline.min(self.session_deadline);
+        let want = if wait == Wait::Data {
+            DATA_BUFFER
+        } else {
+            COMMAND_BUFFER
+        };
+        // Give back a large DATA buffer once the session is between commands again.
+        if self.buf.is_empty() && self.buf.capacity() > want {
+            self.buf = BytesMut::new();
+        }
+        if self.buf.capacity() - self.buf.len() < want / 2 {
+            self.buf.reserve(want);
+        }
+        match timeout_at(deadline, stream.read_buf(&mut self.buf)).await {
+            Err(_) => Ok(Read::TimedOut),
+            Ok(Ok(0)) => Ok(Read::Eof),
+            Ok(Ok(_)) => Ok(Read::Data),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    async fn flush(&self, stream: &mut Stream, session: &mut Session) -> io::Result<()> {
+        if session.output().is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            stream.write_all(session.output()).await?;
+            stream.flush().await
+        };
+        timeout(self.relay.config.timeouts.write.0, write)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client does not read"))??;
+        session.clear_output();
+        Ok(())
+    }
+
+    async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        let acceptor = TlsAcceptor::from(Arc::clone(&self.relay.tls.config));
+        match timeout(
+            self.relay.config.timeouts.tls_handshake.0,
+            acceptor.accept(tcp),
+        )
+        .await
+        {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "TLS handshake failed");
+                Err(e)
+            }
+            Err(_) => {
+                tracing::info!("TLS handshake timed out");
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ))
+            }
+        }
+    }
+
+    fn tls_version(&self, tls: &TlsStream<TcpStream>) -> &'static str {
+        let version = version_name(tls.get_ref().1.protocol_version());
+        tracing::Span::current().record("tls", version);
+        version
+    }
+
+    async fn deliver(&self, d: Delivery, tls: Option<&'static str>) -> Result<String, Reply> {
+        let started = Instant::now();
+        let (size, recipients) = (d.message.len(), d.envelope.rcpt_to.len());
+        let submission = Submission {
+            envelope: d.envelope,
+            message: d.message,
+            reservation: d.reservation,
+            key: d.key,
+            source: Source {
+                kind: "smtp",
+                client_ip: self.client_ip,
+                tls,
+                helo: d.helo,
+                session_id: self.id.clone(),
+            },
+            request_id: format!("{}.{}", self.id, d.transaction),
+            received_at: SystemTime::now(),
+        };
+        let upstream = self.relay.upstream.deliver(submission);
+        let result = match timeout(self.relay.config.timeouts.upstream.0, upstream).await {
+            Ok(Ok(accepted)) => Ok(accepted.id),
+            Ok(Err(e)) => {
+                tracing::warn!(detail = %e.detail, "message not accepted");
+                Err(e.reply)
+            }
+            Err(_) => Err(reply::UPSTREAM_TIMEOUT),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(id) => {
+                tracing::info!(%id, size, recipients, code = 250, duration_ms, "message accepted")
+            }
+            Err(r) => tracing::info!(
+                size,
+                recipients,
+                code = r.code(),
+                status = r.status().unwrap_or(""),
+                duration_ms,
+                "message refused"
+            ),
+        }
+        result
+    }
+
+    /// A bug in the session: this client gets `421 4.3.0`, everyone else carries on (RES-09).
+    async fn fail(&self, stream: &mut Stream) -> io::Result<()> {
+        tracing::error!("session panicked; closing this connection");
+        let mut line = Vec::new();
+        reply::INTERNAL_FAILURE.write_to(&mut line);
+        let _ = timeout(Duration::from_secs(5), stream.write_all(&line)).await;
+        Ok(())
+    }
+}

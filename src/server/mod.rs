@@ -1,0 +1,124 @@
+//! The tokio driver around the sans-IO core: listeners, TLS, timeouts, the connection cap,
+//! and the shared pieces every session uses ([`Relay`]).
+
+mod connection;
+mod listener;
+mod stream;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use listener::run;
+
+use crate::auth::{Authenticator, KeysFile};
+use crate::config::{Config, ConfigError, ListenerKind, UpstreamTarget, Verify};
+use crate::pipeline::{Outbox, Upstream};
+use crate::smtp::SessionConfig;
+use crate::smtp::budget::MemoryBudget;
+
+/// Everything sessions share. Built once at start from the configuration.
+pub struct Relay {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The per-session settings derived from it.
+    pub session: Arc<SessionConfig>,
+    /// Message bytes held in memory across all sessions.
+    pub budget: MemoryBudget,
+    /// Certificates and the rustls configuration.
+    pub tls: tls::TlsSetup,
+    /// Checks keys at AUTH.
+    pub authenticator: Arc<dyn Authenticator>,
+    /// Where accepted messages go.
+    pub upstream: Arc<dyn Upstream>,
+    /// One permit per open connection (`server.max_connections`).
+    pub connections: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("upstream", &self.upstream.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// Loads certificates (generating development ones when configured), the key store and
+    /// the upstream. Errors name the setting.
+    pub fn from_config(config: Config) -> Result<Relay, ConfigError> {
+        let t = &config.tls;
+        if t.generate_if_missing && (!t.certificate.is_file() || !t.key.is_file()) {
+            tls::generate_development_pair(
+                &t.certificate,
+                &t.key,
+                &t.development_ca,
+                &config.server.hostname,
+            )
+            .map_err(|e| ConfigError::new("tls.generate_if_missing", e))?;
+            tracing::warn!(
+                certificate = %t.certificate.display(),
+                key = %t.key.display(),
+                ca = %t.development_ca.display(),
+                "generated a DEVELOPMENT certificate (tls.generate_if_missing); clients must trust the development CA; never use this in production"
+            );
+        }
+        let tls = tls::setup(tls::load_pair(&t.certificate, &t.key)?)?;
+        let authenticator: Arc<dyn Authenticator> = match config.auth.verify {
+            Verify::KeysFile => Arc::new(
+                KeysFile::load(&config.auth.keys_file)
+                    .map_err(|e| ConfigError::new("auth.keys_file", e))?,
+            ),
+        };
+        let upstream: Arc<dyn Upstream> = match config
+            .upstream_target()
+            .map_err(|e| ConfigError::new("upstream.url", e))?
+        {
+            UpstreamTarget::Outbox(dir) => Arc::new(
+                Outbox::open(&dir, config.mime_limits())
+                    .map_err(|e| ConfigError::new("upstream.url", e))?,
+            ),
+        };
+        Ok(Relay {
+            session: Arc::new(config.session_config()),
+            budget: MemoryBudget::new(config.limits.memory_budget.bytes()),
+            connections: Arc::new(Semaphore::new(config.server.max_connections)),
+            config: Arc::new(config),
+            tls,
+            authenticator,
+            upstream,
+        })
+    }
+}
+
+/// A bound listening socket.
+#[derive(Debug)]
+pub struct Bound {
+    /// What it speaks.
+    pub kind: ListenerKind,
+    /// The address actually bound (port 0 resolved).
+    pub address: SocketAddr,
+    socket: TcpListener,
+}
+
+/// Binds every configured listener; the error names the address.
+pub async fn bind(config: &Config) -> Result<Vec<Bound>, ConfigError> {
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let socket = TcpListener::bind(l.address).await.map_err(|e| {
+            ConfigError::new("listeners", format!("cannot listen on {}: {e}", l.address))
+        })?;
+        let address = socket.local_addr().map_err(|e| {
+            ConfigError::new("listeners", format!("cannot listen on {}: {e}", l.address))
+        })?;
+        bound.push(Bound {
+            kind: l.kind,
+            address,
+            socket,
+        });
+    }
+    Ok(bound)
+}
