@@ -1,2 +1,5 @@
 //! Shared test support.
+#![allow(dead_code)]
+pub mod client;
+pub mod relay;
 pub mod transcript;

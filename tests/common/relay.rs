@@ -1,0 +1,114 @@
+//! A relay started in-process on loopback ports, with its own development CA, keys file and
+//! outbox in a temporary directory.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sendpigeon_relay::config::{Config, Listener, ListenerKind, Span};
+use sendpigeon_relay::server::{self, Relay};
+use tokio::sync::oneshot;
+
+/// The key the test keys file accepts.
+pub const KEY: &str = "sk_live_test_0123456789";
+
+pub struct TestRelay {
+    pub starttls: SocketAddr,
+    pub implicit: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestRelay {
+    /// Starts a relay with the test defaults, adjusted by `tune`.
+    pub async fn start(tune: impl FnOnce(&mut Config)) -> TestRelay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = |name: &str| dir.path().join(name);
+        let key_line = sendpigeon_relay::auth::KeysFile::line_for(
+            &sendpigeon_relay::secret::ApiKey::new(KEY),
+        );
+        std::fs::write(path("keys.txt"), format!("{key_line}\n")).expect("keys file");
+
+        let mut config = Config::default();
+        config.server.hostname = "relay.test".into();
+        config.listeners = vec![
+            Listener {
+                kind: ListenerKind::Starttls,
+                address: "127.0.0.1:0".parse().unwrap(),
+            },
+            Listener {
+                kind: ListenerKind::Implicit,
+                address: "127.0.0.1:0".parse().unwrap(),
+            },
+        ];
+        config.tls.certificate = path("cert.pem");
+        config.tls.key = path("key.pem");
+        config.tls.development_ca = path("ca.pem");
+        config.tls.generate_if_missing = true;
+        config.auth.keys_file = path("keys.txt");
+        config.auth.failure_delay = Span(std::time::Duration::from_millis(10));
+        config.upstream.url = format!("outbox:{}", path("outbox").display());
+        tune(&mut config);
+
+        let relay = Relay::from_config(config).expect("relay config");
+        let bound = server::bind(&relay.config).await.expect("bind");
+        let addr = |kind| bound.iter().find(|b| b.kind == kind).map(|b| b.address);
+        let starttls = addr(ListenerKind::Starttls).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+        let implicit = addr(ListenerKind::Implicit).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server::run(Arc::new(relay), bound, async move {
+            let _ = stopped.await;
+        }));
+        TestRelay {
+            starttls,
+            implicit,
+            dir,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    /// The JSON records in the outbox, oldest first (ids sort by time).
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        read_outbox(&self.outbox())
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn read_outbox(dir: &Path) -> Vec<serde_json::Value> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("valid JSON"))
+        .collect()
+}
+
+/// Every file in the outbox, including temporary ones.
+pub fn outbox_entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
