@@ -37,9 +37,13 @@ fn hash_key_prints_the_keys_file_line() {
     let out = run_with_stdin(cmd, b"sk_live_dev_sendpigeon_local_0001\n");
     assert!(out.status.success());
     let line = text(&out.stdout);
-    assert_eq!(line, "a0c116bdcee65b28250f5be7b540e9c992f68bc64e57a166f9da2f0b3ecad991\n");
+    assert_eq!(
+        line,
+        "a0c116bdcee65b28250f5be7b540e9c992f68bc64e57a166f9da2f0b3ecad991\n"
+    );
     // The shipped development keys file holds exactly this digest.
-    let keys = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev-keys.txt")).unwrap();
+    let keys = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev-keys.txt"))
+        .unwrap();
     assert!(keys.lines().any(|l| l == line.trim()));
     assert!(!text(&out.stderr).contains("sk_live"));
 }
@@ -57,7 +61,10 @@ fn hash_key_refuses_empty_input() {
 fn version() {
     let out = relay().arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(text(&out.stdout), format!("sendpigeon-relay {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout),
+        format!("sendpigeon-relay {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -75,7 +82,10 @@ fn overrides_from_the_environment() {
     let out = relay()
         .arg("check-config")
         .env("SENDPIGEON_RELAY_UPSTREAM", "outbox:/tmp/elsewhere")
-        .env("SENDPIGEON_RELAY_LISTEN", "starttls=0.0.0.0:587,implicit=0.0.0.0:465")
+        .env(
+            "SENDPIGEON_RELAY_LISTEN",
+            "starttls=0.0.0.0:587,implicit=0.0.0.0:465",
+        )
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -86,34 +96,85 @@ fn overrides_from_the_environment() {
 
 /// Writes `config/relay.toml` with `edit` applied into a temp file and runs check-config.
 fn check_edited(edit: impl Fn(String) -> String) -> (Option<i32>, String) {
-    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml")).unwrap();
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.toml");
     std::fs::write(&path, edit(base)).unwrap();
-    let out = relay().arg("check-config").arg("--config").arg(&path).output().unwrap();
+    let out = relay()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     (out.status.code(), text(&out.stderr))
 }
 
 #[test]
 fn bad_configurations_are_one_line_naming_the_setting() {
-    let cases: Vec<(Box<dyn Fn(String) -> String>, &str)> = vec![
-        (Box::new(|c| c.replace("[limits]", "[limits]\nmessage_sise = 5")), "limits.message_sise: unknown field `message_sise`, expected one of"),
-        (Box::new(|c| c.replace("message_size = 26214400", "message_size = \"25XB\"")), "limits.message_size: invalid size \"25XB\""),
-        (Box::new(|c| c.replace("recipients = 50", "recipients = 0")), "limits.recipients: must be at least 1"),
-        (Box::new(|c| c.replace("command_line = 2048", "command_line = 100")), "limits.command_line: 100 is below the RFC 5321 minimum of 512"),
-        (Box::new(|c| c.replace("tls_handshake = \"30s\"", "tls_handshake = \"soon\"")), "timeouts.tls_handshake: invalid duration \"soon\""),
-        (Box::new(|c| c.replace("address = \"127.0.0.1:2587\"", "address = \"nowhere\"")), "listeners[0].address"),
-        (Box::new(|c| c.replace("kind = \"starttls\"", "kind = \"smtps\"")), "listeners[0].kind"),
-        (Box::new(|c| c.replace("url = \"outbox:var/outbox\"", "url = \"ftp://x\"")), "upstream.url: unsupported upstream"),
-        (Box::new(|c| c.replace("keys_file = \"config/dev-keys.txt\"", "keys_file = \"/nonexistent\"")), "auth.keys_file: /nonexistent does not exist"),
-        (Box::new(|c| c.replace("generate_if_missing = true", "generate_if_missing = false").replace("certs/dev-cert.pem", "/nonexistent.pem")), "tls.certificate: /nonexistent.pem does not exist"),
-        (Box::new(|c| c.replace("memory_budget = \"1GiB\"", "memory_budget = \"1MiB\"")), "limits.memory_budget: must be at least limits.message_size"),
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|c| c.replace("[limits]", "[limits]\nmessage_sise = 5")),
+            "limits.message_sise: unknown field `message_sise`, expected one of",
+        ),
+        (
+            Box::new(|c| c.replace("message_size = 26214400", "message_size = \"25XB\"")),
+            "limits.message_size: invalid size \"25XB\"",
+        ),
+        (
+            Box::new(|c| c.replace("recipients = 50", "recipients = 0")),
+            "limits.recipients: must be at least 1",
+        ),
+        (
+            Box::new(|c| c.replace("command_line = 2048", "command_line = 100")),
+            "limits.command_line: 100 is below the RFC 5321 minimum of 512",
+        ),
+        (
+            Box::new(|c| c.replace("tls_handshake = \"30s\"", "tls_handshake = \"soon\"")),
+            "timeouts.tls_handshake: invalid duration \"soon\"",
+        ),
+        (
+            Box::new(|c| c.replace("address = \"127.0.0.1:2587\"", "address = \"nowhere\"")),
+            "listeners[0].address",
+        ),
+        (
+            Box::new(|c| c.replace("kind = \"starttls\"", "kind = \"smtps\"")),
+            "listeners[0].kind",
+        ),
+        (
+            Box::new(|c| c.replace("url = \"outbox:var/outbox\"", "url = \"ftp://x\"")),
+            "upstream.url: unsupported upstream",
+        ),
+        (
+            Box::new(|c| {
+                c.replace(
+                    "keys_file = \"config/dev-keys.txt\"",
+                    "keys_file = \"/nonexistent\"",
+                )
+            }),
+            "auth.keys_file: /nonexistent does not exist",
+        ),
+        (
+            Box::new(|c| {
+                c.replace("generate_if_missing = true", "generate_if_missing = false")
+                    .replace("certs/dev-cert.pem", "/nonexistent.pem")
+            }),
+            "tls.certificate: /nonexistent.pem does not exist",
+        ),
+        (
+            Box::new(|c| c.replace("memory_budget = \"1GiB\"", "memory_budget = \"1MiB\"")),
+            "limits.memory_budget: must be at least limits.message_size",
+        ),
         (Box::new(|c| c.replace("[server]", "[server\n")), "line "),
     ];
     for (edit, expected) in cases {
         let (code, stderr) = check_edited(edit);
         assert_eq!(code, Some(2), "{expected}: {stderr}");
-        assert!(stderr.contains(expected), "expected {expected:?} in {stderr:?}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr:?}"
+        );
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
         assert!(!stderr.contains("panicked"));
     }
@@ -124,18 +185,31 @@ fn serve_with_a_broken_key_file_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.txt");
     std::fs::write(&keys, "not-a-digest\n").unwrap();
-    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml")).unwrap();
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml")).unwrap();
     let config = base
         .replace("config/dev-keys.txt", &keys.display().to_string())
         .replace("127.0.0.1:2587", "127.0.0.1:0")
         .replace("127.0.0.1:2465", "127.0.0.1:0")
         .replace("certs/", &format!("{}/", dir.path().display()))
-        .replace("var/outbox", &dir.path().join("outbox").display().to_string());
+        .replace(
+            "var/outbox",
+            &dir.path().join("outbox").display().to_string(),
+        );
     let path = dir.path().join("relay.toml");
     std::fs::write(&path, config).unwrap();
-    let out = relay().arg("serve").arg("--config").arg(&path).output().unwrap();
+    let out = relay()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     let last = stderr.lines().last().unwrap_or("");
-    assert!(last.contains("auth.keys_file: ") && last.contains("line 1: expected a 64-character hex SHA-256 digest"), "{stderr}");
+    assert!(
+        last.contains("auth.keys_file: ")
+            && last.contains("line 1: expected a 64-character hex SHA-256 digest"),
+        "{stderr}"
+    );
 }

@@ -9,12 +9,22 @@ use common::client::{Client, plain};
 use common::relay::{KEY, TestRelay, outbox_entries};
 use sendpigeon_relay::config::{Size, Span};
 
-const MESSAGE: &str = "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\r\nHello\r\n.\r\n";
+const MESSAGE: &str =
+    "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\r\nHello\r\n.\r\n";
 
 async fn send_one(c: &mut Client) -> String {
-    assert_eq!(c.cmd("MAIL FROM:<s@sender.example>").await, "250 2.1.0 Sender OK\r\n");
-    assert_eq!(c.cmd("RCPT TO:<r@rcpt.example>").await, "250 2.1.5 Recipient OK\r\n");
-    assert_eq!(c.cmd("DATA").await, "354 End data with <CR><LF>.<CR><LF>\r\n");
+    assert_eq!(
+        c.cmd("MAIL FROM:<s@sender.example>").await,
+        "250 2.1.0 Sender OK\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<r@rcpt.example>").await,
+        "250 2.1.5 Recipient OK\r\n"
+    );
+    assert_eq!(
+        c.cmd("DATA").await,
+        "354 End data with <CR><LF>.<CR><LF>\r\n"
+    );
     c.send(MESSAGE).await;
     c.reply().await
 }
@@ -40,15 +50,27 @@ async fn starttls_submission_lands_in_the_outbox() {
     let m = &messages[0];
     assert_eq!(m["relay"]["id"], id.as_str());
     assert_eq!(m["envelope"]["mail_from"], "s@sender.example");
-    assert_eq!(m["envelope"]["rcpt_to"], serde_json::json!(["r@rcpt.example"]));
+    assert_eq!(
+        m["envelope"]["rcpt_to"],
+        serde_json::json!(["r@rcpt.example"])
+    );
     assert_eq!(m["source"]["type"], "smtp");
     assert_eq!(m["source"]["client_ip"], "127.0.0.1");
     assert_eq!(m["source"]["tls"], "TLSv1.3");
     assert_eq!(m["source"]["helo"], "client.example");
-    assert!(m["relay"]["idempotency_key"].as_str().unwrap().starts_with("smtp-"));
+    assert!(
+        m["relay"]["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("smtp-")
+    );
     let record = serde_json::to_string(m).unwrap();
     assert!(!record.contains(KEY), "the key must never be written");
-    assert!(std::path::Path::new(&relay.outbox()).join(format!("{id}.json")).is_file());
+    assert!(
+        std::path::Path::new(&relay.outbox())
+            .join(format!("{id}.json"))
+            .is_file()
+    );
 }
 
 #[tokio::test]
@@ -57,7 +79,10 @@ async fn implicit_tls_submission() {
     let (mut c, greeting) = Client::tls(relay.implicit, &relay.ca()).await;
     assert_eq!(greeting, "220 relay.test ESMTP SendPigeon relay\r\n");
     let ehlo = c.cmd("EHLO client.example").await;
-    assert!(ehlo.contains("250-AUTH PLAIN LOGIN\r\n") && !ehlo.contains("STARTTLS"), "{ehlo}");
+    assert!(
+        ehlo.contains("250-AUTH PLAIN LOGIN\r\n") && !ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
     assert_eq!(c.cmd("STARTTLS").await, "503 5.5.1 TLS already active\r\n");
     assert_eq!(
         c.cmd(&format!("AUTH PLAIN {}", plain(KEY))).await,
@@ -74,9 +99,15 @@ async fn tls_1_2_clients_are_served() {
     let (mut c, _) = Client::plain(relay.starttls).await;
     c.cmd("EHLO client.example").await;
     c.cmd("STARTTLS").await;
-    let mut c = c.upgrade_with(&relay.ca(), &[&rustls::version::TLS12]).await;
+    let mut c = c
+        .upgrade_with(&relay.ca(), &[&rustls::version::TLS12])
+        .await;
     c.cmd("EHLO client.example").await;
-    assert!(c.cmd(&format!("AUTH PLAIN {}", plain(KEY))).await.starts_with("235"));
+    assert!(
+        c.cmd(&format!("AUTH PLAIN {}", plain(KEY)))
+            .await
+            .starts_with("235")
+    );
     queued_id(&send_one(&mut c).await);
     assert_eq!(relay.messages()[0]["source"]["tls"], "TLSv1.2");
 }
@@ -87,7 +118,10 @@ async fn auth_is_never_offered_or_accepted_before_tls() {
     let relay = TestRelay::start(|_| {}).await;
     let (mut c, _) = Client::plain(relay.starttls).await;
     let ehlo = c.cmd("EHLO client.example").await;
-    assert!(!ehlo.contains("AUTH") && ehlo.ends_with("250 STARTTLS\r\n"), "{ehlo}");
+    assert!(
+        !ehlo.contains("AUTH") && ehlo.ends_with("250 STARTTLS\r\n"),
+        "{ehlo}"
+    );
     let refused = "530 5.7.0 Must issue a STARTTLS command first\r\n";
     assert_eq!(c.cmd(&format!("AUTH PLAIN {}", plain(KEY))).await, refused);
     assert_eq!(c.cmd("MAIL FROM:<s@sender.example>").await, refused);
@@ -103,7 +137,10 @@ async fn plaintext_injected_after_starttls_is_discarded() {
     c.send("STARTTLS\r\nNOOP\r\n").await;
     assert_eq!(c.reply().await, "220 2.0.0 Ready to start TLS\r\n");
     let mut c = c.upgrade(&relay.ca()).await;
-    assert!(c.silent_for(Duration::from_millis(500)).await, "the injected NOOP was answered");
+    assert!(
+        c.silent_for(Duration::from_millis(500)).await,
+        "the injected NOOP was answered"
+    );
     let ehlo = c.cmd("EHLO client.example").await;
     assert!(ehlo.starts_with("250-relay.test\r\n"), "{ehlo}");
 }
@@ -118,14 +155,22 @@ async fn a_failed_handshake_gets_no_plaintext_reply() {
     c.send("EHLO x\r\n").await;
     let (closed, seen) = c.closed_within(Duration::from_secs(5)).await;
     assert!(closed);
-    assert!(!seen.starts_with(|ch: char| ch.is_ascii_digit()), "plaintext reply: {seen:?}");
+    assert!(
+        !seen.starts_with(|ch: char| ch.is_ascii_digit()),
+        "plaintext reply: {seen:?}"
+    );
 
-    let mut tcp = tokio::net::TcpStream::connect(relay.implicit).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(relay.implicit)
+        .await
+        .unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     tcp.write_all(b"EHLO x\r\n").await.unwrap();
     let mut got = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut got)).await;
-    assert!(!got.starts_with(b"220"), "a plaintext banner on the implicit port");
+    assert!(
+        !got.starts_with(b"220"),
+        "a plaintext banner on the implicit port"
+    );
 }
 
 #[tokio::test]
@@ -145,7 +190,11 @@ async fn size_limit_is_exact_and_the_session_survives() {
         body.resize(size - 2, b'y');
         body.extend_from_slice(b"\r\n");
         assert_eq!(body.len(), size);
-        assert!(c.cmd("MAIL FROM:<s@sender.example>").await.starts_with("250"));
+        assert!(
+            c.cmd("MAIL FROM:<s@sender.example>")
+                .await
+                .starts_with("250")
+        );
         assert!(c.cmd("RCPT TO:<r@rcpt.example>").await.starts_with("250"));
         assert!(c.cmd("DATA").await.starts_with("354"));
         c.send(&body).await;
@@ -154,7 +203,10 @@ async fn size_limit_is_exact_and_the_session_survives() {
         if expect_ok {
             queued_id(&reply);
         } else {
-            assert_eq!(reply, "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+            assert_eq!(
+                reply,
+                "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+            );
         }
     }
     assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK\r\n");
@@ -170,10 +222,15 @@ async fn a_client_that_disconnects_mid_data_sends_nothing() {
     c.cmd("MAIL FROM:<s@sender.example>").await;
     c.cmd("RCPT TO:<r@rcpt.example>").await;
     c.cmd("DATA").await;
-    c.send("Subject: half\r\n\r\nthis message never ends\r\n").await;
+    c.send("Subject: half\r\n\r\nthis message never ends\r\n")
+        .await;
     drop(c);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(outbox_entries(&relay.outbox()).is_empty(), "{:?}", outbox_entries(&relay.outbox()));
+    assert!(
+        outbox_entries(&relay.outbox()).is_empty(),
+        "{:?}",
+        outbox_entries(&relay.outbox())
+    );
 }
 
 #[tokio::test]
@@ -181,7 +238,10 @@ async fn idle_clients_time_out_with_421() {
     // TMO-01.
     let relay = TestRelay::start(|c| c.timeouts.command = Span(Duration::from_millis(500))).await;
     let (mut c, _) = Client::plain(relay.starttls).await;
-    assert_eq!(c.reply().await, "421 4.4.2 relay.test Error: timeout exceeded\r\n");
+    assert_eq!(
+        c.reply().await,
+        "421 4.4.2 relay.test Error: timeout exceeded\r\n"
+    );
     assert!(c.closed_within(Duration::from_secs(2)).await.0);
 }
 
@@ -268,12 +328,19 @@ async fn three_wrong_keys_close_the_session() {
     let wrong = "sk_live_wrong_wrong_wrong";
     let (mut c, first) = Client::submission(relay.starttls, &relay.ca(), wrong).await;
     assert!(first.starts_with("535 5.7.8 "), "{first}");
-    assert!(c.cmd(&format!("AUTH PLAIN {}", plain(wrong))).await.starts_with("535"));
+    assert!(
+        c.cmd(&format!("AUTH PLAIN {}", plain(wrong)))
+            .await
+            .starts_with("535")
+    );
     let last = c.cmd(&format!("AUTH PLAIN {}", plain(wrong))).await;
     let (closed, rest) = c.closed_within(Duration::from_secs(2)).await;
     let all = format!("{first}{last}{rest}");
     assert!(closed);
-    assert!(all.contains("421 4.7.0 Too many authentication failures\r\n"), "{all}");
+    assert!(
+        all.contains("421 4.7.0 Too many authentication failures\r\n"),
+        "{all}"
+    );
     assert!(!all.contains(wrong) && !all.contains(&plain(wrong)));
 }
 

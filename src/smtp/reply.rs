@@ -130,26 +130,6 @@ pub fn sanitize(text: &str, max: usize) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dynamic_text_is_one_safe_line() {
-        let reply = Reply::dynamic(554, "5.6.0", "bad\r\n250 2.0.0 Ok\x00\x1b[2J é");
-        let mut out = Vec::new();
-        reply.write_to(&mut out);
-        assert_eq!(out, b"554 5.6.0 bad 250 2.0.0 Ok [2J ?\r\n");
-    }
-
-    #[test]
-    fn long_text_is_cut() {
-        let reply = Reply::dynamic(451, "4.3.0", "x".repeat(5000));
-        assert_eq!(reply.text().len(), MAX_TEXT);
-        assert!(reply.text().ends_with("..."));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The catalogue. Grouped by the command or situation that produces them.
 // ---------------------------------------------------------------------------------------------
@@ -399,3 +379,23 @@ pub const UPSTREAM_TIMEOUT: Reply = Reply::fixed(
     "4.4.1",
     "Upstream did not answer in time, try again later",
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_text_is_one_safe_line() {
+        let reply = Reply::dynamic(554, "5.6.0", "bad\r\n250 2.0.0 Ok\x00\x1b[2J é");
+        let mut out = Vec::new();
+        reply.write_to(&mut out);
+        assert_eq!(out, b"554 5.6.0 bad 250 2.0.0 Ok [2J ?\r\n");
+    }
+
+    #[test]
+    fn long_text_is_cut() {
+        let reply = Reply::dynamic(451, "4.3.0", "x".repeat(5000));
+        assert_eq!(reply.text().len(), MAX_TEXT);
+        assert!(reply.text().ends_with("..."));
+    }
+}

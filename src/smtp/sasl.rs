@@ -65,11 +65,26 @@ pub fn decode_response(text: &str) -> Result<Vec<u8>, SaslError> {
     }
 }
 
-/// RFC 4616 §2: `[authzid] NUL authcid NUL passwd`; returns (authzid, authcid, passwd).
-pub fn split_plain(message: &[u8]) -> Result<(&[u8], &[u8], &[u8]), SaslError> {
+/// The three fields of a PLAIN message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plain<'a> {
+    /// The identity to act as (empty: the same as `authcid`).
+    pub authzid: &'a [u8],
+    /// The username.
+    pub authcid: &'a [u8],
+    /// The password: the API key.
+    pub password: &'a [u8],
+}
+
+/// RFC 4616 §2: `[authzid] NUL authcid NUL passwd`.
+pub fn split_plain(message: &[u8]) -> Result<Plain<'_>, SaslError> {
     let mut fields = message.split(|&b| b == 0);
     match (fields.next(), fields.next(), fields.next(), fields.next()) {
-        (Some(authzid), Some(authcid), Some(passwd), None) => Ok((authzid, authcid, passwd)),
+        (Some(authzid), Some(authcid), Some(password), None) => Ok(Plain {
+            authzid,
+            authcid,
+            password,
+        }),
         _ => Err(SaslError::MalformedPlain),
     }
 }
@@ -102,8 +117,8 @@ mod tests {
 
     fn plain(b64: &str) -> Option<ApiKey> {
         let msg = decode_response(b64).unwrap();
-        let (z, u, p) = split_plain(&msg).unwrap();
-        precheck(z, u, p, "apikey", &prefixes())
+        let p = split_plain(&msg).unwrap();
+        precheck(p.authzid, p.authcid, p.password, "apikey", &prefixes())
     }
 
     #[test]

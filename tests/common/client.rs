@@ -23,7 +23,10 @@ pub struct Client {
     buf: Vec<u8>,
 }
 
-pub fn tls_connector(ca: &Path, versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
+pub fn tls_connector(
+    ca: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("ca") {
         roots.add(cert.expect("ca cert")).expect("add ca");
@@ -91,7 +94,10 @@ impl Client {
     async fn reply_inner(&mut self) -> String {
         let mut text = String::new();
         loop {
-            let line = self.line().await.expect("connection closed while reading a reply");
+            let line = self
+                .line()
+                .await
+                .expect("connection closed while reading a reply");
             let last = line.len() < 4 || line.as_bytes()[3] == b' ';
             text.push_str(&line);
             if last {
@@ -138,7 +144,9 @@ impl Client {
             return false;
         }
         let mut chunk = [0u8; 1];
-        tokio::time::timeout(wait, self.io.read(&mut chunk)).await.is_err()
+        tokio::time::timeout(wait, self.io.read(&mut chunk))
+            .await
+            .is_err()
     }
 
     /// Upgrades after a `220` to STARTTLS.
@@ -151,7 +159,10 @@ impl Client {
         ca: &Path,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> Client {
-        assert!(self.buf.is_empty(), "plaintext left over before the handshake");
+        assert!(
+            self.buf.is_empty(),
+            "plaintext left over before the handshake"
+        );
         let io = self.io;
         let tls = tls_connector(ca, versions)
             .connect(ServerName::try_from("localhost").unwrap(), UpgradeIo(io))
@@ -170,7 +181,11 @@ impl Client {
         assert!(c.cmd("EHLO client.example").await.starts_with("250"));
         assert!(c.cmd("STARTTLS").await.starts_with("220 2.0.0"));
         let mut c = c.upgrade(ca).await;
-        assert!(c.cmd("EHLO client.example").await.contains("AUTH PLAIN LOGIN"));
+        assert!(
+            c.cmd("EHLO client.example")
+                .await
+                .contains("AUTH PLAIN LOGIN")
+        );
         let auth = c.cmd(&format!("AUTH PLAIN {}", plain(key))).await;
         (c, auth)
     }

@@ -26,9 +26,8 @@ impl TestRelay {
     pub async fn start(tune: impl FnOnce(&mut Config)) -> TestRelay {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = |name: &str| dir.path().join(name);
-        let key_line = sendpigeon_relay::auth::KeysFile::line_for(
-            &sendpigeon_relay::secret::ApiKey::new(KEY),
-        );
+        let key_line =
+            sendpigeon_relay::auth::KeysFile::line_for(&sendpigeon_relay::secret::ApiKey::new(KEY));
         std::fs::write(path("keys.txt"), format!("{key_line}\n")).expect("keys file");
 
         let mut config = Config::default();
@@ -55,8 +54,10 @@ impl TestRelay {
         let relay = Relay::from_config(config).expect("relay config");
         let bound = server::bind(&relay.config).await.expect("bind");
         let addr = |kind| bound.iter().find(|b| b.kind == kind).map(|b| b.address);
-        let starttls = addr(ListenerKind::Starttls).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
-        let implicit = addr(ListenerKind::Implicit).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+        let starttls =
+            addr(ListenerKind::Starttls).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+        let implicit =
+            addr(ListenerKind::Implicit).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server::run(Arc::new(relay), bound, async move {
             let _ = stopped.await;

@@ -73,11 +73,14 @@ pub enum Cut {
     At(usize),
 }
 
+/// The fake upstream: message bytes in, queue id or refusal out.
+type FakeUpstream = Box<dyn FnMut(&[u8]) -> Result<String, Reply>>;
+
 pub struct Harness {
     session: Session,
     pending: Vec<u8>,
     run: Run,
-    upstream: Box<dyn FnMut(&[u8]) -> Result<String, Reply>>,
+    upstream: FakeUpstream,
 }
 
 impl Harness {

@@ -62,7 +62,7 @@ impl Session {
         };
         let key = match stage {
             Stage::Plain => match sasl::split_plain(&decoded) {
-                Ok((authzid, username, password)) => self.precheck(authzid, username, password),
+                Ok(plain) => self.precheck(plain.authzid, plain.authcid, plain.password),
                 Err(_) => return self.error(reply::AUTH_MALFORMED_PLAIN),
             },
             Stage::LoginUsername => {
