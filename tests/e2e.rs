@@ -32,8 +32,14 @@ impl Running {
             .replace("127.0.0.1:2587", "127.0.0.1:0")
             .replace("127.0.0.1:2465", "127.0.0.1:0")
             .replace("\"certs/", &format!("\"{}/", dir.path().display()))
-            .replace("config/dev-keys.txt", &root.join("config/dev-keys.txt").display().to_string())
-            .replace("outbox:var/outbox", &format!("outbox:{}", dir.path().join("outbox").display()))
+            .replace(
+                "config/dev-keys.txt",
+                &root.join("config/dev-keys.txt").display().to_string(),
+            )
+            .replace(
+                "outbox:var/outbox",
+                &format!("outbox:{}", dir.path().join("outbox").display()),
+            )
             .replace("format = \"text\"", "format = \"json\"");
         let path = dir.path().join("relay.toml");
         std::fs::write(&path, config).unwrap();
@@ -48,11 +54,21 @@ impl Running {
         let (mut starttls, mut implicit) = (0, 0);
         let logs = Arc::new(Mutex::new(String::new()));
         while starttls == 0 || implicit == 0 {
-            let line = lines.next().expect("relay exited before listening").unwrap();
+            let line = lines
+                .next()
+                .expect("relay exited before listening")
+                .unwrap();
             logs.lock().unwrap().push_str(&line);
             let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if event["message"] == "listening" {
-                let port = event["address"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+                let port = event["address"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 match event["kind"].as_str() {
                     Some("Starttls") => starttls = port,
                     _ => implicit = port,
@@ -67,7 +83,13 @@ impl Running {
                 logs.push('\n');
             }
         });
-        Running { child, starttls, implicit, dir, logs }
+        Running {
+            child,
+            starttls,
+            implicit,
+            dir,
+            logs,
+        }
     }
 
     fn ca(&self) -> PathBuf {
@@ -98,9 +120,16 @@ impl Drop for Running {
 }
 
 fn swaks(args: &[&str]) -> String {
-    let out = Command::new("swaks").args(args).output().expect("swaks is installed (.ci/run)");
+    let out = Command::new("swaks")
+        .args(args)
+        .output()
+        .expect("swaks is installed (.ci/run)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "swaks failed:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "swaks failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
@@ -120,17 +149,36 @@ fn readme_swaks_smoke_test_and_variants() {
     let implicit = format!("127.0.0.1:{}", relay.implicit);
     let base = |server: &str, tls: &str| {
         vec![
-            "--server".to_string(), server.to_string(), tls.to_string(),
-            "--auth-user".into(), "apikey".into(), "--auth-password".into(), DEV_KEY.into(),
-            "--from".into(), "hello@yourdomain.com".into(), "--to".into(), "test@example.com".into(),
-            "--header".into(), "Subject: Test SMTP".into(), "--body".into(), "Hello from SMTP".into(),
+            "--server".to_string(),
+            server.to_string(),
+            tls.to_string(),
+            "--auth-user".into(),
+            "apikey".into(),
+            "--auth-password".into(),
+            DEV_KEY.into(),
+            "--from".into(),
+            "hello@yourdomain.com".into(),
+            "--to".into(),
+            "test@example.com".into(),
+            "--header".into(),
+            "Subject: Test SMTP".into(),
+            "--body".into(),
+            "Hello from SMTP".into(),
         ]
     };
     // The README's command (swaks picks AUTH LOGIN), then PLAIN, LOGIN and implicit TLS.
     let runs: Vec<Vec<String>> = vec![
         base(&server, "--tls"),
-        [base(&server, "--tls"), vec!["--auth".into(), "PLAIN".into()]].concat(),
-        [base(&server, "--tls"), vec!["--auth".into(), "LOGIN".into()]].concat(),
+        [
+            base(&server, "--tls"),
+            vec!["--auth".into(), "PLAIN".into()],
+        ]
+        .concat(),
+        [
+            base(&server, "--tls"),
+            vec!["--auth".into(), "LOGIN".into()],
+        ]
+        .concat(),
         base(&implicit, "--tlsc"),
     ];
     for args in runs {
@@ -140,16 +188,36 @@ fn readme_swaks_smoke_test_and_variants() {
         assert_eq!(record["from"], json!({"email": "hello@yourdomain.com"}));
         assert_eq!(record["to"], json!([{"email": "test@example.com"}]));
         assert_eq!(record["subject"], "Test SMTP");
-        assert!(record["text"].as_str().unwrap().starts_with("Hello from SMTP"), "{record}");
+        assert!(
+            record["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hello from SMTP"),
+            "{record}"
+        );
         assert!(record.get("html").is_none() || record["html"].is_null());
-        assert_eq!(record["envelope"], json!({"mail_from": "hello@yourdomain.com", "rcpt_to": ["test@example.com"]}));
+        assert_eq!(
+            record["envelope"],
+            json!({"mail_from": "hello@yourdomain.com", "rcpt_to": ["test@example.com"]})
+        );
         assert_eq!(record["tracking"], json!({"opens": null, "clicks": null}));
         assert_eq!(record["source"]["tls"], "TLSv1.3");
-        let names: Vec<&str> = record["headers"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
-        assert!(names.contains(&"Message-Id") && names.contains(&"X-Mailer"), "{names:?}");
+        let names: Vec<&str> = record["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"Message-Id") && names.contains(&"X-Mailer"),
+            "{names:?}"
+        );
     }
     let logs = relay.logs.lock().unwrap().clone();
-    assert!(!logs.contains(DEV_KEY) && !logs.contains("c2tfbGl2ZV9kZXZf"), "the key reached the logs");
+    assert!(
+        !logs.contains(DEV_KEY) && !logs.contains("c2tfbGl2ZV9kZXZf"),
+        "the key reached the logs"
+    );
 }
 
 #[test]
@@ -164,52 +232,108 @@ fn python_smtplib_documentation_and_rich_messages() {
         .arg(DEV_KEY)
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let replies: Value = serde_json::from_slice(&out.stdout).unwrap();
 
     let doc = relay.record(replies["doc"].as_str().unwrap());
     assert_eq!(doc["subject"], "Docs snippet");
     assert_eq!(doc["html"], "<h1>Hello from SendPigeon</h1>");
-    assert!(doc.get("text").is_none() || doc["text"].is_null(), "text is never synthesised from html");
+    assert!(
+        doc.get("text").is_none() || doc["text"].is_null(),
+        "text is never synthesised from html"
+    );
     assert_eq!(doc["to"], json!([{"email": "test@example.com"}]));
 
     for (case, tls) in [("rich_starttls", "TLSv1.3"), ("rich_implicit", "TLSv1.3")] {
         let m = relay.record(replies[case].as_str().unwrap());
-        assert_eq!(m["from"], json!({"email": "billing@acme.example", "name": "Zoë Müller"}));
-        assert_eq!(m["to"], json!([{"email": "jane@example.com", "name": "Jane Doe"}]));
+        assert_eq!(
+            m["from"],
+            json!({"email": "billing@acme.example", "name": "Zoë Müller"})
+        );
+        assert_eq!(
+            m["to"],
+            json!([{"email": "jane@example.com", "name": "Jane Doe"}])
+        );
         assert_eq!(m["cc"], json!([{"email": "ops@acme.example"}]));
         assert_eq!(m["bcc"], json!([{"email": "audit@acme.example"}]));
-        assert_eq!(m["reply_to"], json!([{"email": "support@acme.example", "name": "Acme Support"}]));
+        assert_eq!(
+            m["reply_to"],
+            json!([{"email": "support@acme.example", "name": "Acme Support"}])
+        );
         assert_eq!(m["subject"], "Grüße — Rechnung №1234 für Zoë");
         assert_eq!(m["text"], "Hi Jane,\nyour invoice is attached.\n");
         let html = m["html"].as_str().unwrap();
         assert_eq!(m["tracking"], json!({"opens": true, "clicks": false}));
         assert_eq!(m["envelope"]["mail_from"], "billing@acme.example");
-        let mut rcpts: Vec<&str> = m["envelope"]["rcpt_to"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let mut rcpts: Vec<&str> = m["envelope"]["rcpt_to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         rcpts.sort();
-        assert_eq!(rcpts, ["audit@acme.example", "jane@example.com", "ops@acme.example"]);
+        assert_eq!(
+            rcpts,
+            ["audit@acme.example", "jane@example.com", "ops@acme.example"]
+        );
         assert_eq!(m["source"]["tls"], tls);
 
         let headers = m["headers"].as_array().unwrap();
-        let header = |name: &str| headers.iter().find(|h| h["name"] == name).map(|h| h["value"].clone());
-        assert_eq!(header("Message-ID"), Some(json!(format!("<{case}.1234@acme.example>"))));
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h["name"] == name)
+                .map(|h| h["value"].clone())
+        };
+        assert_eq!(
+            header("Message-ID"),
+            Some(json!(format!("<{case}.1234@acme.example>")))
+        );
         assert_eq!(header("X-Entity-Ref-ID"), Some(json!("invoice-1234")));
-        assert_eq!(header("List-Unsubscribe"), Some(json!("<https://acme.example/u/abc>")));
-        assert!(headers.iter().all(|h| !h["name"].as_str().unwrap().to_ascii_lowercase().starts_with("x-sp-")));
-        assert!(headers.iter().all(|h| !h["name"].as_str().unwrap().eq_ignore_ascii_case("bcc")));
+        assert_eq!(
+            header("List-Unsubscribe"),
+            Some(json!("<https://acme.example/u/abc>"))
+        );
+        assert!(headers.iter().all(|h| {
+            !h["name"]
+                .as_str()
+                .unwrap()
+                .to_ascii_lowercase()
+                .starts_with("x-sp-")
+        }));
+        assert!(
+            headers
+                .iter()
+                .all(|h| !h["name"].as_str().unwrap().eq_ignore_ascii_case("bcc"))
+        );
 
         let attachments = m["attachments"].as_array().unwrap();
         assert_eq!(attachments.len(), 2, "{attachments:?}");
-        let logo = attachments.iter().find(|a| a["filename"] == "logo.png").expect("inline image");
+        let logo = attachments
+            .iter()
+            .find(|a| a["filename"] == "logo.png")
+            .expect("inline image");
         assert_eq!(logo["content_type"], "image/png");
         assert_eq!(logo["disposition"], "inline");
         let cid = logo["content_id"].as_str().unwrap();
-        assert!(html.contains(&format!("cid:{cid}")), "html {html} refers to cid {cid}");
-        let pdf = attachments.iter().find(|a| a["filename"] == "invoice.pdf").expect("pdf");
+        assert!(
+            html.contains(&format!("cid:{cid}")),
+            "html {html} refers to cid {cid}"
+        );
+        let pdf = attachments
+            .iter()
+            .find(|a| a["filename"] == "invoice.pdf")
+            .expect("pdf");
         assert_eq!(pdf["content_type"], "application/pdf");
         assert_eq!(pdf["disposition"], "attachment");
         use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(pdf["content"].as_str().unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(pdf["content"].as_str().unwrap())
+            .unwrap();
         assert!(bytes.starts_with(b"%PDF-1.4\n") && bytes.ends_with(b"%%EOF\n"));
     }
 }

@@ -1,12 +1,13 @@
 //! Checking an API key at AUTH time, behind one trait so the driver does not care where keys
-//! live. The keys file is the only store in this build; the REST API check comes with the
-//! http upstream.
+//! live: a local keys file of digests, or the REST API.
 
+mod api;
 mod keys_file;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use api::{ApiKeys, CachePolicy};
 pub use keys_file::KeysFile;
 
 use crate::secret::ApiKey;

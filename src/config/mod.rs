@@ -123,6 +123,12 @@ pub struct Auth {
     pub max_failures: u32,
     /// Wait before answering a failed AUTH: slows guessing and hides which part was wrong.
     pub failure_delay: Span,
+    /// With `verify = "upstream"`: how long a key the API accepted is trusted without asking.
+    pub cache_valid: Span,
+    /// With `verify = "upstream"`: how long a key the API refused stays refused.
+    pub cache_invalid: Span,
+    /// With `verify = "upstream"`: most keys remembered at once.
+    pub cache_entries: usize,
 }
 
 impl Default for Auth {
@@ -134,6 +140,9 @@ impl Default for Auth {
             keys_file: "config/dev-keys.txt".into(),
             max_failures: 3,
             failure_delay: Span::secs(1),
+            cache_valid: Span::secs(60),
+            cache_invalid: Span::secs(10),
+            cache_entries: 10_000,
         }
     }
 }
@@ -144,6 +153,8 @@ impl Default for Auth {
 pub enum Verify {
     /// Against `keys_file`.
     KeysFile,
+    /// `GET {upstream}/v1/api-keys/current` (needs an http upstream).
+    Upstream,
 }
 
 /// `[limits]` (spec smtp.md "Limits"; none of them may be 0).
@@ -222,6 +233,8 @@ pub struct Timeouts {
     pub upstream: Span,
     /// Connecting to the upstream.
     pub upstream_connect: Span,
+    /// The key check at AUTH against the API.
+    pub key_check: Span,
 }
 
 impl Default for Timeouts {
@@ -237,6 +250,7 @@ impl Default for Timeouts {
             session: Span::secs(30 * 60),
             upstream: Span::secs(30),
             upstream_connect: Span::secs(5),
+            key_check: Span::secs(10),
         }
     }
 }
@@ -245,14 +259,18 @@ impl Default for Timeouts {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Upstream {
-    /// `outbox:DIR`: write each message as JSON into DIR.
+    /// `https://api.sendpigeon.dev` (the REST API) or `outbox:DIR` (JSON files in DIR).
     pub url: String,
+    /// Extra PEM CA certificates to trust for the API, besides the built-in Mozilla roots
+    /// (for a private API endpoint). Empty: none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Upstream {
     fn default() -> Self {
         Upstream {
             url: "outbox:var/outbox".into(),
+            ca_file: None,
         }
     }
 }
@@ -288,19 +306,33 @@ pub enum LogFormat {
 pub enum UpstreamTarget {
     /// The local outbox directory.
     Outbox(PathBuf),
+    /// The REST API at this base URL (no trailing slash).
+    Http(String),
 }
 
 impl Config {
     /// The upstream the URL selects (validated at load).
     pub fn upstream_target(&self) -> Result<UpstreamTarget, String> {
-        match self.upstream.url.strip_prefix("outbox:") {
-            Some(dir) if !dir.is_empty() => Ok(UpstreamTarget::Outbox(PathBuf::from(dir))),
-            Some(_) => Err("outbox: needs a directory, e.g. \"outbox:var/outbox\"".into()),
-            None => Err(format!(
-                "unsupported upstream {:?}: this build supports \"outbox:DIR\"",
-                self.upstream.url
-            )),
+        let url = self.upstream.url.as_str();
+        if let Some(dir) = url.strip_prefix("outbox:") {
+            return if dir.is_empty() {
+                Err("outbox: needs a directory, e.g. \"outbox:var/outbox\"".into())
+            } else {
+                Ok(UpstreamTarget::Outbox(PathBuf::from(dir)))
+            };
         }
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(format!(
+                "unsupported upstream {url:?}: use \"https://HOST\" for the REST API or \"outbox:DIR\""
+            ));
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        if parsed.host_str().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!(
+                "{url:?} must be a base URL like \"https://api.sendpigeon.dev\""
+            ));
+        }
+        Ok(UpstreamTarget::Http(url.trim_end_matches('/').to_string()))
     }
 
     /// The session settings derived from this configuration.

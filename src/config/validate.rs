@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, UpstreamTarget, Verify};
 
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     let err = |setting: &str, message: String| Err(ConfigError::new(setting, message));
@@ -61,11 +61,21 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         );
     }
     positive("auth.max_failures", a.max_failures.into())?;
-    if !a.keys_file.is_file() {
-        return err(
-            "auth.keys_file",
-            format!("{} does not exist", a.keys_file.display()),
-        );
+    positive("auth.cache_entries", a.cache_entries as u64)?;
+    match a.verify {
+        Verify::KeysFile if !a.keys_file.is_file() => {
+            return err(
+                "auth.keys_file",
+                format!("{} does not exist", a.keys_file.display()),
+            );
+        }
+        Verify::Upstream if !matches!(c.upstream_target(), Ok(UpstreamTarget::Http(_))) => {
+            return err(
+                "auth.verify",
+                "\"upstream\" needs an http upstream (upstream.url = \"https://...\"); use \"keys-file\" with the outbox".into(),
+            );
+        }
+        _ => {}
     }
 
     let l = &c.limits;
@@ -116,6 +126,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("timeouts.session", t.session),
         ("timeouts.upstream", t.upstream),
         ("timeouts.upstream_connect", t.upstream_connect),
+        ("timeouts.key_check", t.key_check),
     ] {
         if span.0.is_zero() {
             return err(setting, "must be longer than 0s".into());
@@ -125,6 +136,14 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
 
     if let Err(message) = c.upstream_target() {
         return err("upstream.url", message);
+    }
+    if let Some(ca) = &c.upstream.ca_file
+        && !ca.is_file()
+    {
+        return err(
+            "upstream.ca_file",
+            format!("{} does not exist", ca.display()),
+        );
     }
     Ok(())
 }

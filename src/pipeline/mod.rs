@@ -1,17 +1,21 @@
 //! The upstream behind one trait: where an accepted message goes before the client hears
-//! `250`. The outbox (a local directory) is the embedded default; the REST API client
-//! implements the same trait.
+//! `250`: the REST API ([`HttpUpstream`]) in production, or the outbox (a local directory),
+//! the embedded default.
 //!
 //! The contract: `deliver` resolves `Ok` only once the upstream has the message (REST 2xx, or
 //! the outbox file durably written). Anything else is a [`DeliveryError`] carrying the exact
 //! SMTP reply, never a 250.
 
+pub mod client;
+mod http;
 mod idempotency;
 mod outbox;
 mod render;
+pub mod rest;
 
 use std::time::SystemTime;
 
+pub use http::{HttpUpstream, error_chain};
 pub use idempotency::derived_key;
 pub use outbox::Outbox;
 

@@ -14,9 +14,9 @@ use tokio::sync::Semaphore;
 
 pub use listener::run;
 
-use crate::auth::{Authenticator, KeysFile};
+use crate::auth::{ApiKeys, Authenticator, CachePolicy, KeysFile};
 use crate::config::{Config, ConfigError, ListenerKind, UpstreamTarget, Verify};
-use crate::pipeline::{Outbox, Upstream};
+use crate::pipeline::{HttpUpstream, Outbox, Upstream, client};
 use crate::smtp::SessionConfig;
 use crate::smtp::budget::MemoryBudget;
 
@@ -67,19 +67,43 @@ impl Relay {
             );
         }
         let tls = tls::setup(tls::load_pair(&t.certificate, &t.key)?)?;
-        let authenticator: Arc<dyn Authenticator> = match config.auth.verify {
-            Verify::KeysFile => Arc::new(
+        let target = config
+            .upstream_target()
+            .map_err(|e| ConfigError::new("upstream.url", e))?;
+        let (upstream, api_keys): (Arc<dyn Upstream>, Option<ApiKeys>) = match target {
+            UpstreamTarget::Http(base) => {
+                let client = client::build(&config)?;
+                let policy = CachePolicy {
+                    valid: config.auth.cache_valid.0,
+                    invalid: config.auth.cache_invalid.0,
+                    entries: config.auth.cache_entries,
+                };
+                let keys = ApiKeys::new(client.clone(), &base, config.timeouts.key_check.0, policy);
+                let http = HttpUpstream::new(
+                    client,
+                    &base,
+                    config.mime_limits(),
+                    config.timeouts.upstream.0,
+                );
+                (Arc::new(http), Some(keys))
+            }
+            UpstreamTarget::Outbox(dir) => {
+                let outbox = Outbox::open(&dir, config.mime_limits())
+                    .map_err(|e| ConfigError::new("upstream.url", e))?;
+                (Arc::new(outbox), None)
+            }
+        };
+        let authenticator: Arc<dyn Authenticator> = match (config.auth.verify, api_keys) {
+            (Verify::Upstream, Some(keys)) => Arc::new(keys),
+            (Verify::Upstream, None) => {
+                return Err(ConfigError::new(
+                    "auth.verify",
+                    "\"upstream\" needs an http upstream",
+                ));
+            }
+            (Verify::KeysFile, _) => Arc::new(
                 KeysFile::load(&config.auth.keys_file)
                     .map_err(|e| ConfigError::new("auth.keys_file", e))?,
-            ),
-        };
-        let upstream: Arc<dyn Upstream> = match config
-            .upstream_target()
-            .map_err(|e| ConfigError::new("upstream.url", e))?
-        {
-            UpstreamTarget::Outbox(dir) => Arc::new(
-                Outbox::open(&dir, config.mime_limits())
-                    .map_err(|e| ConfigError::new("upstream.url", e))?,
             ),
         };
         Ok(Relay {

@@ -380,6 +380,14 @@ pub const UPSTREAM_TIMEOUT: Reply = Reply::fixed(
     "Upstream did not answer in time, try again later",
 );
 
+/// The upstream could not be reached (refused, reset, TLS or DNS failure).
+pub const UPSTREAM_UNREACHABLE: Reply =
+    Reply::fixed(451, "4.4.1", "Upstream unreachable, try again later");
+/// The upstream's answer was cut off: whether it has the message is unknown, and a retry is
+/// safe (same Idempotency-Key).
+pub const UPSTREAM_CONNECTION_LOST: Reply =
+    Reply::fixed(451, "4.4.2", "Upstream connection lost, try again later");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Shared test support.
 #![allow(dead_code)]
 pub mod client;
+pub mod mock_api;
 pub mod relay;
 pub mod transcript;

@@ -1,0 +1,199 @@
+//! The REST upstream: `POST {base}/v1/emails` (spec rest-api.md "Send").
+//!
+//! The request body is rendered off the async workers (it can be 35 MB of JSON for a 25 MB
+//! message); the raw message is dropped as soon as the body exists, so a message is held at
+//! most twice. The reply is `250` only after a 2xx; every other outcome, including transport
+//! failures and a body cut off after a 2xx, is a 4xx or 5xx from [`super::rest::outcome`], and
+//! a retry is safe because it carries the same Idempotency-Key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use serde::Deserialize;
+
+use super::render::{with_request, write_json};
+use super::rest::{self, ApiError};
+use super::{Accepted, DeliveryError, Submission, Upstream, safe_id};
+use crate::auth::BoxFuture;
+use crate::message::MimeLimits;
+use crate::smtp::reply::{self, Reply};
+
+/// Largest success body read (it only needs `id`).
+const MAX_SUCCESS_BODY: usize = 64 * 1024;
+
+/// Sends messages to the REST API.
+#[derive(Debug, Clone)]
+pub struct HttpUpstream {
+    client: reqwest::Client,
+    base: Arc<str>,
+    limits: Arc<MimeLimits>,
+    timeout: Duration,
+}
+
+impl HttpUpstream {
+    /// `base` without a trailing slash, e.g. `https://api.sendpigeon.dev`.
+    pub fn new(client: reqwest::Client, base: &str, limits: MimeLimits, timeout: Duration) -> Self {
+        HttpUpstream {
+            client,
+            base: base.into(),
+            limits: Arc::new(limits),
+            timeout,
+        }
+    }
+
+    async fn send(&self, sub: Submission) -> Result<Accepted, DeliveryError> {
+        let limits = Arc::clone(&self.limits);
+        let rendered = tokio::task::spawn_blocking(move || {
+            let body = with_request(&sub, &limits, |request, key| {
+                let mut body = Vec::with_capacity(sub.message.len() / 3 * 4 + 4096);
+                write_json(&mut body, request)?;
+                Ok((body, key.to_string()))
+            });
+            (sub, body)
+        })
+        .await
+        .map_err(|_| DeliveryError::new(reply::INTERNAL_ERROR, "mapping panicked"))?;
+        let (sub, body) = rendered;
+        let (body, idempotency_key) = body?;
+        let Submission {
+            key,
+            request_id,
+            message,
+            reservation,
+            ..
+        } = sub;
+        drop(message);
+        let response = self
+            .client
+            .post(format!("{}/v1/emails", self.base))
+            .bearer_auth(key.expose())
+            .header(CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", idempotency_key)
+            .header("X-Request-Id", &request_id)
+            .timeout(self.timeout)
+            .body(body)
+            .send()
+            .await;
+        let result = match response {
+            Ok(response) => answer(response, &request_id).await,
+            Err(e) => Err(transport_error(&e)),
+        };
+        drop(reservation);
+        result
+    }
+}
+
+impl Upstream for HttpUpstream {
+    fn deliver(&self, submission: Submission) -> BoxFuture<'_, Result<Accepted, DeliveryError>> {
+        Box::pin(self.send(submission))
+    }
+
+    fn describe(&self) -> String {
+        self.base.to_string()
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: Option<serde_json::Value>,
+}
+
+async fn answer(
+    mut response: reqwest::Response,
+    request_id: &str,
+) -> Result<Accepted, DeliveryError> {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if (200..300).contains(&status) {
+        let body = read_prefix(&mut response, MAX_SUCCESS_BODY)
+            .await
+            .map_err(|e| {
+                DeliveryError::new(
+                    reply::UPSTREAM_CONNECTION_LOST,
+                    format!("HTTP {status}, then the body failed: {e}"),
+                )
+            })?;
+        let id = serde_json::from_slice::<Created>(&body)
+            .ok()
+            .and_then(|c| c.id)
+            .and_then(|id| id.as_str().map(safe_id))
+            .filter(|id| !id.is_empty());
+        return Ok(Accepted {
+            id: match id {
+                Some(id) => id,
+                None => {
+                    tracing::warn!(status, "the API accepted the message without an id");
+                    safe_id(request_id)
+                }
+            },
+        });
+    }
+    // A body we cannot read is the same as no body: the status decides.
+    let body = read_prefix(&mut response, rest::MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    let error = ApiError::parse(&body);
+    let outcome = rest::outcome(status, &error, retry_after, request_id);
+    let detail = format!(
+        "HTTP {status} code={:?} message={:?}",
+        error.code.as_deref().unwrap_or(""),
+        crate::smtp::reply::sanitize(error.message.as_deref().unwrap_or(""), 200)
+    );
+    if outcome.relay_fault {
+        tracing::error!(
+            status,
+            "the API refused the request as malformed or unknown: check upstream.url ({detail})"
+        );
+    }
+    Err(DeliveryError::new(outcome.reply, detail))
+}
+
+/// Reads at most `max` bytes of the body.
+async fn read_prefix(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = max - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= max {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Connection refused, reset, TLS or DNS failure, timeout: `451 4.4.1`, never a 250.
+pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let reply: Reply = if e.is_timeout() {
+        reply::UPSTREAM_TIMEOUT
+    } else {
+        reply::UPSTREAM_UNREACHABLE
+    };
+    DeliveryError::new(reply, format!("upstream {what}: {}", error_chain(e)))
+}
+
+/// The error and its causes on one line (reqwest hides the interesting part in `source`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

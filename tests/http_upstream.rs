@@ -1,0 +1,466 @@
+//! The REST upstream, driven by a real SMTP client over TLS against a recording HTTP server:
+//! every row of the error table, transport failures, timeouts, the shared pool, the key-check
+//! cache and the Idempotency-Key.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::client::{Client, plain};
+use common::mock_api::{Answer, MockApi};
+use common::relay::{KEY, TestRelay};
+use sendpigeon_relay::config::{Span, Verify};
+use serde_json::json;
+
+const MESSAGE: &str =
+    "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\r\nHello\r\n";
+
+async fn relay_for(
+    api: &MockApi,
+    tune: impl FnOnce(&mut sendpigeon_relay::config::Config),
+) -> TestRelay {
+    let base = api.base.clone();
+    TestRelay::start(move |c| {
+        c.upstream.url = base;
+        tune(c);
+    })
+    .await
+}
+
+/// MAIL, RCPT, DATA, the message, the final reply.
+async fn send(c: &mut Client, message: &str) -> String {
+    assert!(
+        c.cmd("MAIL FROM:<s@sender.example>")
+            .await
+            .starts_with("250")
+    );
+    assert!(c.cmd("RCPT TO:<r@rcpt.example>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.send(format!("{message}.\r\n")).await;
+    c.reply().await
+}
+
+#[tokio::test]
+async fn a_message_becomes_one_post_with_the_contract_headers() {
+    let api = MockApi::start(KEY).await;
+    api.answer_sends(KEY, |_| {
+        Answer::json(202, json!({"id": "em_01J8<script>/../x"}))
+    });
+    let relay = relay_for(&api, |_| {}).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert_eq!(
+        send(&mut c, MESSAGE).await,
+        "250 2.0.0 OK: queued as em_01J8script..x\r\n"
+    );
+    let sends = api.sends();
+    assert_eq!(sends.len(), 1);
+    let r = &sends[0];
+    assert_eq!(r.path, "/v1/emails");
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.header("user-agent"),
+        Some(format!("sendpigeon-relay/{}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    assert!(r.header("idempotency-key").unwrap().starts_with("smtp-"));
+    let request_id = r.header("x-request-id").unwrap();
+    assert!(request_id.ends_with(".1"), "{request_id}");
+    let body = r.json();
+    assert_eq!(
+        body["envelope"],
+        json!({"mail_from": "s@sender.example", "rcpt_to": ["r@rcpt.example"]})
+    );
+    assert_eq!(
+        body["source"]["session_id"],
+        request_id.trim_end_matches(".1")
+    );
+    assert!(
+        body.get("relay").is_none(),
+        "the outbox-only object is not sent"
+    );
+    assert!(relay.messages().is_empty(), "nothing written to an outbox");
+}
+
+#[tokio::test]
+async fn every_row_of_the_error_table_over_smtp() {
+    let api = MockApi::start(KEY).await;
+    let relay = relay_for(&api, |_| {}).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    let e = |code: &str, message: &str| json!({"error": {"code": code, "message": message}});
+    let rows: Vec<(Answer, &str)> = vec![
+        (
+            Answer::json(400, e("invalid_request", "No body")),
+            "554 5.6.0 No body",
+        ),
+        (
+            Answer::json(401, e("revoked_api_key", "Revoked")),
+            "554 5.7.8 API key is no longer valid",
+        ),
+        (
+            Answer::json(403, e("domain_not_verified", "Verify sender.example")),
+            "550 5.7.1 Verify sender.example",
+        ),
+        (
+            Answer::status(404, ""),
+            "451 4.3.5 Temporary configuration error",
+        ),
+        (
+            Answer::status(405, ""),
+            "451 4.3.5 Temporary configuration error",
+        ),
+        (
+            Answer::status(415, ""),
+            "451 4.3.5 Temporary configuration error",
+        ),
+        (
+            Answer::json(409, e("idempotency_in_progress", "Still working")),
+            "451 4.3.0 Still working",
+        ),
+        (
+            Answer::json(409, e("idempotency_key_reused", "Other payload")),
+            "554 5.6.0 Other payload",
+        ),
+        (
+            Answer::json(413, e("payload_too_large", "Too large")),
+            "552 5.3.4 Too large",
+        ),
+        (
+            Answer::json(422, e("too_many_recipients", "Max 50")),
+            "554 5.5.3 Max 50",
+        ),
+        (
+            Answer::json(422, e("invalid_from_address", "Bad sender")),
+            "554 5.1.7 Bad sender",
+        ),
+        (
+            Answer::json(422, e("invalid_recipient", "Bad recipient")),
+            "554 5.1.3 Bad recipient",
+        ),
+        (
+            Answer::json(422, e("invalid_attachment", "Bad attachment")),
+            "554 5.6.0 Bad attachment",
+        ),
+        (
+            Answer::json(429, e("rate_limit_exceeded", "Slow down"))
+                .with_header("retry-after", "12"),
+            "451 4.7.1 Slow down; retry after 12 s",
+        ),
+        (
+            Answer::json(
+                429,
+                json!({"error": {"code": "monthly_quota_exceeded", "message": "Quota spent", "retryable": false}}),
+            ),
+            "550 5.7.1 Quota spent",
+        ),
+        (
+            Answer::json(500, e("internal_error", "boom")),
+            "451 4.3.0 Temporary server error, try again later",
+        ),
+        (
+            Answer::status(502, "<html>bad gateway</html>"),
+            "451 4.4.2 Upstream error, try again later",
+        ),
+        (
+            Answer::status(503, "").with_header("retry-after", "30"),
+            "451 4.3.2 Service temporarily unavailable, try again later",
+        ),
+        (
+            Answer::status(504, ""),
+            "451 4.4.1 Upstream timeout, try again later",
+        ),
+        (
+            Answer::status(418, "teapot"),
+            "451 4.3.0 Temporary error (HTTP 418)",
+        ),
+        (
+            Answer::status(302, ""),
+            "451 4.3.0 Temporary error (HTTP 302)",
+        ),
+        (
+            Answer::json(400, json!({"error": {"message": "bad\r\n250 2.0.0 Ok"}})),
+            "554 5.6.0 bad 250 2.0.0 Ok",
+        ),
+        (
+            Answer::status(400, ""),
+            "554 5.6.0 Message rejected by the API",
+        ),
+        (
+            Answer::status(400, "not json at all"),
+            "554 5.6.0 Message rejected by the API",
+        ),
+    ];
+    for (answer, expected) in rows {
+        let answer_for_send = answer.clone();
+        api.answer_sends(KEY, move |_| answer_for_send.clone());
+        let reply = send(&mut c, MESSAGE).await;
+        assert!(
+            reply.starts_with(&format!("{expected} (ref ")),
+            "expected {expected:?}, got {reply:?}"
+        );
+        assert!(reply.ends_with(")\r\n") && reply.lines().count() == 1);
+    }
+    // The session is still fine afterwards.
+    assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK\r\n");
+}
+
+#[tokio::test]
+async fn a_huge_error_body_is_read_only_in_part() {
+    let api = MockApi::start(KEY).await;
+    let huge = format!(
+        "{{\"error\": {{\"message\": \"{}\"}}}}",
+        "x".repeat(20 * 1024 * 1024)
+    );
+    api.answer_sends(KEY, move |_| Answer::status(403, &huge));
+    let relay = relay_for(&api, |_| {}).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    let reply = send(&mut c, MESSAGE).await;
+    // The message is not parseable from a 16 KiB prefix: the row's default text.
+    assert!(
+        reply.starts_with("550 5.7.1 Sender not allowed (ref "),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gets_451_within_the_timeout() {
+    let api = MockApi::start(KEY).await;
+    api.answer_sends(KEY, |_| {
+        Answer::json(200, json!({"id": "late"})).delayed(Duration::from_secs(5))
+    });
+    let relay = relay_for(&api, |c| {
+        c.timeouts.upstream = Span(Duration::from_millis(700))
+    })
+    .await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    let started = Instant::now();
+    let reply = send(&mut c, MESSAGE).await;
+    assert!(reply.starts_with("451 4.4.1 "), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Never a hang: the same session can try again at once.
+    api.answer_sends(KEY, |_| Answer::json(200, json!({"id": "em_ok"})));
+    assert_eq!(
+        send(&mut c, MESSAGE).await,
+        "250 2.0.0 OK: queued as em_ok\r\n"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_early_never_gets_a_250() {
+    let api = MockApi::start(KEY).await;
+    let relay = relay_for(&api, |_| {}).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"id\": \"em".to_vec(),
+            "451 4.4.2 ",
+        ),
+        (Vec::new(), "451 4.4.1 "),
+        (b"HTTP/1.1 20".to_vec(), "451 4.4.1 "),
+        (b"garbage garbage\r\n\r\n".to_vec(), "451 4.4.1 "),
+    ];
+    for (raw, expected) in cases {
+        api.answer_sends(KEY, move |_| Answer::Raw(raw.clone()));
+        let reply = send(&mut c, MESSAGE).await;
+        assert!(
+            reply.starts_with(expected),
+            "expected {expected:?}, got {reply:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_and_tls_failures_are_temporary() {
+    // Connection refused: a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let relay = TestRelay::start(|c| c.upstream.url = format!("http://{closed}")).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert!(
+        send(&mut c, MESSAGE)
+            .await
+            .starts_with("451 4.4.1 Upstream unreachable")
+    );
+
+    // TLS to a server that answers in plaintext.
+    let plaintext = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_base = format!("https://{}", plaintext.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut tcp, _)) = plaintext.accept().await {
+            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let relay = TestRelay::start(move |c| c.upstream.url = tls_base).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    let reply = send(&mut c, MESSAGE).await;
+    assert!(
+        reply.starts_with("451 4.4.1 Upstream unreachable"),
+        "{reply}"
+    );
+
+    // A name that does not resolve.
+    let relay = TestRelay::start(|c| {
+        c.upstream.url = "https://relay-test.invalid".into();
+        c.timeouts.upstream_connect = Span(Duration::from_secs(2));
+    })
+    .await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert!(send(&mut c, MESSAGE).await.starts_with("451 4.4."));
+}
+
+#[tokio::test]
+async fn sessions_share_one_connection_pool() {
+    let api = MockApi::start(KEY).await;
+    let relay = relay_for(&api, |_| {}).await;
+    for _ in 0..5 {
+        let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+        assert!(send(&mut c, MESSAGE).await.starts_with("250 "));
+    }
+    assert_eq!(
+        api.connections.load(Ordering::SeqCst),
+        1,
+        "sequential sessions reuse one connection"
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (addr, ca) = (relay.starttls, relay.ca());
+        tasks.push(tokio::spawn(async move {
+            let (mut c, _) = Client::submission(addr, &ca, KEY).await;
+            send(&mut c, MESSAGE).await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().starts_with("250 "));
+    }
+    assert_eq!(api.sends().len(), 15);
+    assert!(api.connections.load(Ordering::SeqCst) <= 11);
+}
+
+#[tokio::test]
+async fn key_checks_are_cached_and_shared() {
+    let api = MockApi::start(KEY).await;
+    let relay = relay_for(&api, |c| {
+        c.auth.verify = Verify::Upstream;
+        c.auth.cache_valid = Span(Duration::from_millis(600));
+        c.auth.cache_invalid = Span(Duration::from_millis(600));
+    })
+    .await;
+    // A burst of connections with one key: one call.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (addr, ca) = (relay.starttls, relay.ca());
+        tasks.push(tokio::spawn(async move {
+            Client::submission(addr, &ca, KEY).await.1
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "235 2.7.0 Authentication successful\r\n");
+    }
+    assert_eq!(api.key_checks(), 1);
+
+    // A flood of one wrong key: one call while the negative answer is cached.
+    for _ in 0..4 {
+        let (_, reply) = Client::submission(relay.starttls, &relay.ca(), "sk_live_wrong").await;
+        assert!(reply.starts_with("535 5.7.8 "), "{reply}");
+    }
+    assert_eq!(api.key_checks(), 2);
+
+    // The key is revoked: refused once the positive answer expires.
+    api.answer(|r| {
+        if r.method == "GET" {
+            Answer::json(401, json!({"error": {"code": "revoked_api_key"}}))
+        } else {
+            Answer::json(200, json!({"id": "x"}))
+        }
+    });
+    assert!(
+        Client::submission(relay.starttls, &relay.ca(), KEY)
+            .await
+            .1
+            .starts_with("235")
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        Client::submission(relay.starttls, &relay.ca(), KEY)
+            .await
+            .1
+            .starts_with("535 5.7.8 ")
+    );
+}
+
+#[tokio::test]
+async fn key_check_failures_are_temporary() {
+    // 500 from the API, and an API that cannot be reached: 454, and nothing cached.
+    let api = MockApi::start(KEY).await;
+    api.answer(|_| Answer::status(500, "boom"));
+    let relay = relay_for(&api, |c| c.auth.verify = Verify::Upstream).await;
+    let (_, reply) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert_eq!(reply, "454 4.7.0 Temporary authentication failure\r\n");
+    let (_, reply) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert_eq!(reply, "454 4.7.0 Temporary authentication failure\r\n");
+    assert_eq!(api.key_checks(), 2);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let relay = TestRelay::start(move |c| {
+        c.upstream.url = format!("http://{closed}");
+        c.auth.verify = Verify::Upstream;
+    })
+    .await;
+    let (_, reply) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert_eq!(reply, "454 4.7.0 Temporary authentication failure\r\n");
+}
+
+#[tokio::test]
+async fn the_idempotency_key_follows_the_bytes() {
+    let api = MockApi::start(KEY).await;
+    let relay = relay_for(&api, |_| {}).await;
+    let once = |message: &'static str| {
+        let (addr, ca) = (relay.starttls, relay.ca());
+        async move {
+            let (mut c, _) = Client::submission(addr, &ca, KEY).await;
+            send(&mut c, message).await
+        }
+    };
+    once(MESSAGE).await;
+    once(MESSAGE).await; // resent after a "lost 250", on a new connection
+    once("From: s@sender.example\r\nSubject: other\r\n\r\nHello\r\n").await;
+    once("From: s@sender.example\r\nX-SP-Idempotency-Key: order-42/attempt\r\nSubject: x\r\n\r\nHi\r\n").await;
+    let sends = api.sends();
+    let keys: Vec<&str> = sends
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap())
+        .collect();
+    assert_eq!(keys[0], keys[1], "the same bytes carry the same key");
+    assert_ne!(keys[0], keys[2], "different bytes, a different key");
+    assert_eq!(keys[3], "order-42/attempt");
+    assert_ne!(
+        sends[0].header("x-request-id"),
+        sends[1].header("x-request-id")
+    );
+    let forwarded = sends[3].json()["headers"].to_string();
+    assert!(
+        !forwarded.to_ascii_lowercase().contains("idempotency"),
+        "{forwarded}"
+    );
+
+    // An invalid header value is refused before any request.
+    let (addr, ca) = (relay.starttls, relay.ca());
+    let (mut c, _) = Client::submission(addr, &ca, KEY).await;
+    let long = format!(
+        "From: s@sender.example\r\nX-SP-Idempotency-Key: {}\r\n\r\nHi\r\n",
+        "k".repeat(300)
+    );
+    let reply = send(&mut c, &long).await;
+    assert!(reply.starts_with("554 5.6.0 "), "{reply}");
+    assert_eq!(api.sends().len(), 4);
+    let _ = plain;
+}
