@@ -79,21 +79,20 @@ impl ApiKeys {
             Arc::clone(state.in_flight.entry(digest).or_default())
         };
         let outcome = *cell.get_or_init(|| self.ask(key)).await;
-        if let Ok(mut state) = self.state.lock() {
-            if state
+        if let Ok(mut state) = self.state.lock()
+            && state
                 .in_flight
                 .get(&digest)
                 .is_some_and(|c| Arc::ptr_eq(c, &cell))
-            {
-                state.in_flight.remove(&digest);
-                let ttl = match outcome {
-                    AuthOutcome::Valid => Some(self.policy.valid),
-                    AuthOutcome::Invalid => Some(self.policy.invalid),
-                    AuthOutcome::Unavailable => None,
-                };
-                if let Some(ttl) = ttl {
-                    self.remember(&mut state, digest, outcome, ttl);
-                }
+        {
+            state.in_flight.remove(&digest);
+            let ttl = match outcome {
+                AuthOutcome::Valid => Some(self.policy.valid),
+                AuthOutcome::Invalid => Some(self.policy.invalid),
+                AuthOutcome::Unavailable => None,
+            };
+            if let Some(ttl) = ttl {
+                self.remember(&mut state, digest, outcome, ttl);
             }
         }
         outcome
