@@ -89,6 +89,13 @@ fn check_config(args: &ConfigArgs) -> Result<(), String> {
         .upstream_target()
         .map_err(|e| format!("{origin}: upstream.url: {e}"))?;
     let effective = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
+    for missing in config::missing_files(&config) {
+        eprintln!(
+            "sendpigeon-relay: warning: {origin}: {missing_setting}: {message} (serve will refuse to start without it)",
+            missing_setting = missing.setting,
+            message = missing.message
+        );
+    }
     println!("# {origin}: OK");
     println!("# active upstream: {upstream:?}");
     print!("{effective}");

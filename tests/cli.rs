@@ -147,20 +147,8 @@ fn bad_configurations_are_one_line_naming_the_setting() {
             "upstream.url: unsupported upstream",
         ),
         (
-            Box::new(|c| {
-                c.replace(
-                    "keys_file = \"config/dev-keys.txt\"",
-                    "keys_file = \"/nonexistent\"",
-                )
-            }),
-            "auth.keys_file: /nonexistent does not exist",
-        ),
-        (
-            Box::new(|c| {
-                c.replace("generate_if_missing = true", "generate_if_missing = false")
-                    .replace("certs/dev-cert.pem", "/nonexistent.pem")
-            }),
-            "tls.certificate: /nonexistent.pem does not exist",
+            Box::new(|c| c.replace("verify = \"keys-file\"", "verify = \"upstream\"")),
+            "auth.verify: \"upstream\" needs an http upstream",
         ),
         (
             Box::new(|c| c.replace("memory_budget = \"1GiB\"", "memory_budget = \"1MiB\"")),
@@ -211,5 +199,70 @@ fn serve_with_a_broken_key_file_fails_cleanly() {
         last.contains("auth.keys_file: ")
             && last.contains("line 1: expected a 64-character hex SHA-256 digest"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn missing_files_are_warnings_for_check_config_and_errors_for_serve() {
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.toml");
+    let config = base
+        .replace("generate_if_missing = true", "generate_if_missing = false")
+        .replace("certs/dev-cert.pem", "/nonexistent.pem")
+        .replace("config/dev-keys.txt", "/nonexistent-keys")
+        .replace(
+            "var/outbox",
+            &dir.path().join("outbox").display().to_string(),
+        );
+    std::fs::write(&path, config).unwrap();
+    let out = relay()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("tls.certificate: /nonexistent.pem does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("auth.keys_file: /nonexistent-keys does not exist"),
+        "{stderr}"
+    );
+    let out = relay()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("tls.certificate: /nonexistent.pem does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_production_configuration_checks() {
+    let out = relay()
+        .args(["check-config", "--config", "config/production.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("# active upstream: Http(\"https://api.sendpigeon.dev\")"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verify = \"upstream\""));
+    assert!(
+        stdout.contains("address = \"0.0.0.0:587\"")
+            && stdout.contains("address = \"0.0.0.0:465\"")
     );
 }

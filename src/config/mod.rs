@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Overrides, load, load_str};
 pub use units::{Size, Span};
+pub use validate::missing_files;
 
 use crate::smtp::data::BareLfPolicy;
 

@@ -36,17 +36,6 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
 
-    if !c.tls.generate_if_missing {
-        for (setting, path) in [
-            ("tls.certificate", &c.tls.certificate),
-            ("tls.key", &c.tls.key),
-        ] {
-            if !path.is_file() {
-                return err(setting, format!("{} does not exist", path.display()));
-            }
-        }
-    }
-
     let a = &c.auth;
     if a.username.is_empty() || !a.username.chars().all(|ch| ch.is_ascii_graphic()) {
         return err(
@@ -62,20 +51,11 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     positive("auth.max_failures", a.max_failures.into())?;
     positive("auth.cache_entries", a.cache_entries as u64)?;
-    match a.verify {
-        Verify::KeysFile if !a.keys_file.is_file() => {
-            return err(
-                "auth.keys_file",
-                format!("{} does not exist", a.keys_file.display()),
-            );
-        }
-        Verify::Upstream if !matches!(c.upstream_target(), Ok(UpstreamTarget::Http(_))) => {
-            return err(
-                "auth.verify",
-                "\"upstream\" needs an http upstream (upstream.url = \"https://...\"); use \"keys-file\" with the outbox".into(),
-            );
-        }
-        _ => {}
+    if a.verify == Verify::Upstream && !matches!(c.upstream_target(), Ok(UpstreamTarget::Http(_))) {
+        return err(
+            "auth.verify",
+            "\"upstream\" needs an http upstream (upstream.url = \"https://...\"); use \"keys-file\" with the outbox".into(),
+        );
     }
 
     let l = &c.limits;
@@ -137,15 +117,31 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     if let Err(message) = c.upstream_target() {
         return err("upstream.url", message);
     }
-    if let Some(ca) = &c.upstream.ca_file
-        && !ca.is_file()
-    {
-        return err(
-            "upstream.ca_file",
-            format!("{} does not exist", ca.display()),
-        );
-    }
     Ok(())
+}
+
+/// Files the configuration names that are not there. `serve` refuses to start with any;
+/// `check-config` reports them as warnings, since a production configuration is usually
+/// checked where its mounted secrets do not exist.
+pub fn missing_files(c: &Config) -> Vec<ConfigError> {
+    let mut files = Vec::new();
+    if !c.tls.generate_if_missing {
+        files.push(("tls.certificate", &c.tls.certificate));
+        files.push(("tls.key", &c.tls.key));
+    }
+    if c.auth.verify == Verify::KeysFile {
+        files.push(("auth.keys_file", &c.auth.keys_file));
+    }
+    if let Some(ca) = &c.upstream.ca_file {
+        files.push(("upstream.ca_file", ca));
+    }
+    files
+        .into_iter()
+        .filter(|(_, path)| !path.is_file())
+        .map(|(setting, path)| {
+            ConfigError::new(setting, format!("{} does not exist", path.display()))
+        })
+        .collect()
 }
 
 fn positive(setting: &str, value: u64) -> Result<(), ConfigError> {

@@ -50,6 +50,9 @@ impl Relay {
     /// Loads certificates (generating development ones when configured), the key store and
     /// the upstream. Errors name the setting.
     pub fn from_config(config: Config) -> Result<Relay, ConfigError> {
+        if let Some(missing) = crate::config::missing_files(&config).into_iter().next() {
+            return Err(missing);
+        }
         let t = &config.tls;
         if t.generate_if_missing && (!t.certificate.is_file() || !t.key.is_file()) {
             tls::generate_development_pair(
