@@ -36,7 +36,7 @@ pub struct ConfigArgs {
     /// Replace the listeners, e.g. `--listen starttls=0.0.0.0:587 --listen implicit=0.0.0.0:465`.
     #[arg(long, env = "SENDPIGEON_RELAY_LISTEN", value_delimiter = ',')]
     pub listen: Vec<String>,
-    /// Upstream: `outbox:DIR`.
+    /// Upstream: `https://HOST` (the REST API) or `outbox:DIR`.
     #[arg(long, env = "SENDPIGEON_RELAY_UPSTREAM")]
     pub upstream: Option<String>,
     /// Host name in the greeting and EHLO reply.
