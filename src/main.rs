@@ -8,7 +8,7 @@ use clap::Parser;
 use sendpigeon_relay::auth::KeysFile;
 use sendpigeon_relay::cli::{Cli, Command, ConfigArgs};
 use sendpigeon_relay::secret::ApiKey;
-use sendpigeon_relay::{config, server, telemetry};
+use sendpigeon_relay::{admin, config, server, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +39,20 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
         let bound = server::bind(&relay.config)
             .await
             .map_err(|e| with_origin(e, &origin))?;
+        let admin = match relay.config.admin.address {
+            Some(address) => Some(admin::bind(address).await.map_err(|e| with_origin(e, &origin))?),
+            None => None,
+        };
+        let relay = Arc::new(relay);
+        if let Some(listener) = admin {
+            tracing::info!(address = ?listener.local_addr().ok(), "admin endpoint listening");
+            tokio::spawn(admin::serve(
+                listener,
+                Arc::clone(&relay.metrics),
+                relay.shutdown.clone(),
+                relay.budget.clone(),
+            ));
+        }
         tracing::info!(
             config = %origin,
             upstream = %relay.upstream.describe(),
@@ -46,7 +60,8 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
             "sendpigeon-relay {} started",
             env!("CARGO_PKG_VERSION")
         );
-        server::run(Arc::new(relay), bound, stop_signal()).await;
+        tokio::spawn(watch_signals(relay.shutdown.clone()));
+        server::run(relay, bound).await;
         tracing::info!("stopped");
         Ok(())
     })
@@ -57,29 +72,29 @@ fn with_origin(mut e: config::ConfigError, origin: &str) -> String {
     e.to_string()
 }
 
-/// SIGINT or SIGTERM. This build stops accepting and exits; open sessions end with it.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+/// The first SIGTERM or SIGINT drains; a second one stops at once.
+async fn watch_signals(shutdown: server::Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    for first in [true, false] {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if first {
+            tracing::info!("stop signal: draining (a second signal stops at once)");
+            shutdown.drain();
+        } else {
+            tracing::warn!("second stop signal: closing every session now");
+            shutdown.force();
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("stop signal received");
 }
 
 fn check_config(args: &ConfigArgs) -> Result<(), String> {

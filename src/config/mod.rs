@@ -40,6 +40,8 @@ pub struct Config {
     pub upstream: Upstream,
     /// `[log]`.
     pub log: Log,
+    /// `[admin]`.
+    pub admin: Admin,
 }
 
 /// `[server]`.
@@ -50,6 +52,9 @@ pub struct Server {
     pub hostname: String,
     /// Connections open at once across all listeners; more get `421 4.4.5`.
     pub max_connections: usize,
+    /// After SIGTERM, how long sessions in DATA or waiting on the upstream may finish
+    /// (below Kubernetes' default 30 s termination grace period).
+    pub shutdown_grace: Span,
 }
 
 impl Default for Server {
@@ -57,8 +62,17 @@ impl Default for Server {
         Server {
             hostname: "localhost".into(),
             max_connections: 10_000,
+            shutdown_grace: Span::secs(25),
         }
     }
+}
+
+/// `[admin]`: the HTTP endpoint for probes and metrics.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// `/healthz`, `/readyz`, `/metrics` on this address; not set: no admin endpoint.
+    pub address: Option<SocketAddr>,
 }
 
 /// `[[listeners]]`: one listening socket.

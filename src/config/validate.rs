@@ -29,6 +29,9 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         );
     }
     let mut seen = HashSet::new();
+    if let Some(admin) = c.admin.address {
+        seen.insert(admin);
+    }
     for listener in &c.listeners {
         // Port 0 (any free port, used by tests) may appear more than once.
         if listener.address.port() != 0 && !seen.insert(listener.address) {
@@ -107,6 +110,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("timeouts.upstream", t.upstream),
         ("timeouts.upstream_connect", t.upstream_connect),
         ("timeouts.key_check", t.key_check),
+        ("server.shutdown_grace", c.server.shutdown_grace),
     ] {
         if span.0.is_zero() {
             return err(setting, "must be longer than 0s".into());

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::render::{with_request, write_json};
 use super::rest::{self, ApiError};
-use super::{Accepted, DeliveryError, Submission, Upstream, safe_id};
+use super::{Accepted, DeliveryError, Submission, Upstream, safe_id, status_class};
 use crate::auth::BoxFuture;
 use crate::message::MimeLimits;
 use crate::smtp::reply::{self, Reply};
@@ -124,6 +124,7 @@ async fn answer(
             .and_then(|id| id.as_str().map(safe_id))
             .filter(|id| !id.is_empty());
         return Ok(Accepted {
+            outcome: "2xx",
             id: match id {
                 Some(id) => id,
                 None => {
@@ -150,7 +151,7 @@ async fn answer(
             "the API refused the request as malformed or unknown: check upstream.url ({detail})"
         );
     }
-    Err(DeliveryError::new(outcome.reply, detail))
+    Err(DeliveryError::upstream(outcome.reply, detail, status_class(status)))
 }
 
 /// Reads at most `max` bytes of the body.
@@ -183,7 +184,8 @@ pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
     } else {
         reply::UPSTREAM_UNREACHABLE
     };
-    DeliveryError::new(reply, format!("upstream {what}: {}", error_chain(e)))
+    let outcome = if e.is_timeout() { "timeout" } else { "error" };
+    DeliveryError::upstream(reply, format!("upstream {what}: {}", error_chain(e)), outcome)
 }
 
 /// The error and its causes on one line (reqwest hides the interesting part in `source`).

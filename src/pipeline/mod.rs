@@ -49,6 +49,8 @@ pub struct Submission {
 pub struct Accepted {
     /// The id for `250 2.0.0 OK: queued as <id>`, already limited to `[A-Za-z0-9._-]`.
     pub id: String,
+    /// For the upstream metric: `2xx` (REST) or `written` (outbox).
+    pub outcome: &'static str,
 }
 
 /// The upstream does not have the message: the reply to send, and a detail for the log.
@@ -58,15 +60,38 @@ pub struct DeliveryError {
     pub reply: Reply,
     /// What happened, for the log line (never the key).
     pub detail: String,
+    /// For the upstream metric: the HTTP status class, `error` or `timeout`; `None` when no
+    /// request was made (the mapping refused the message).
+    pub outcome: Option<&'static str>,
 }
 
 impl DeliveryError {
-    /// An error with its log detail.
+    /// A refusal made before any upstream request (mapping, rendering).
     pub fn new(reply: Reply, detail: impl Into<String>) -> DeliveryError {
         DeliveryError {
             reply,
             detail: detail.into(),
+            outcome: None,
         }
+    }
+
+    /// A refusal that came from an upstream request.
+    pub fn upstream(reply: Reply, detail: impl Into<String>, outcome: &'static str) -> Self {
+        DeliveryError {
+            reply,
+            detail: detail.into(),
+            outcome: Some(outcome),
+        }
+    }
+}
+
+/// `2xx`, `4xx`, ... for an HTTP status.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
     }
 }
 

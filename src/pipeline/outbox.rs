@@ -124,13 +124,17 @@ fn write_record(
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| storage_error(dir, e))?;
-    Ok(Accepted { id })
+    Ok(Accepted {
+        id,
+        outcome: "written",
+    })
 }
 
 fn storage_error(path: &Path, e: std::io::Error) -> DeliveryError {
-    DeliveryError::new(
+    DeliveryError::upstream(
         reply::STORAGE_FAILURE,
         format!("outbox write failed at {}: {e}", path.display()),
+        "error",
     )
 }
 

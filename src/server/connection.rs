@@ -6,6 +6,11 @@
 //! own timeout and the average rate must stay above a minimum after a grace period (TMO-03);
 //! writes have a deadline (TMO-05); the session as a whole has one. A failed TLS handshake
 //! closes without a plaintext reply (TLS-INJ-07).
+//!
+//! Shutdown: while draining, a session waiting for a command with no transaction open gets
+//! `421 4.3.2` at once; one in a transaction finishes it first. Once forced, every wait ends
+//! with `421 4.3.2`, including an upstream call in flight, whose message is never answered
+//! `250`.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -42,15 +47,20 @@ pub(super) async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
     kind: ListenerKind,
+    listener: Arc<str>,
     _permit: OwnedSemaphorePermit,
 ) {
+    relay.metrics.connections.with_label_values(&[&*listener]).inc();
+    let open = relay.metrics.sessions.with_label_values(&[&*listener]);
+    open.inc();
+    let _open = scopeguard(move || open.dec());
     let id = ulid::Ulid::new().to_string();
     let client_ip = peer.ip().to_canonical();
     let span = tracing::info_span!(
         "session",
         id = %id,
         client = %client_ip,
-        listener = ?kind,
+        listener = %listener,
         tls = tracing::field::Empty,
         key = tracing::field::Empty,
     );
@@ -91,6 +101,20 @@ enum Read {
     Data,
     TimedOut,
     Eof,
+    ShuttingDown,
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 impl Connection {
@@ -117,6 +141,9 @@ impl Connection {
             if used > 0 && !matches!(session.wait(), Wait::Command { mid_line: true, .. }) {
                 self.line_deadline = None;
             }
+            if let Some(refused) = session.take_refused() {
+                self.count_refused(refused.size, &refused.reply);
+            }
             match step {
                 Step::NeedInput => {
                     self.flush(&mut stream, &mut session).await?;
@@ -134,6 +161,12 @@ impl Connection {
                             }
                             return Ok(());
                         }
+                        Read::ShuttingDown => {
+                            if session.data_received().is_some() {
+                                tracing::info!("shutting down during DATA; nothing was forwarded");
+                            }
+                            session.shutting_down();
+                        }
                     }
                 }
                 Step::Flush => self.flush(&mut stream, &mut session).await?,
@@ -150,10 +183,25 @@ impl Connection {
                     session.tls_established(version);
                 }
                 Step::Authenticate(request) => {
-                    let outcome = match &request.key {
-                        Some(key) => self.relay.authenticator.verify(key).await,
-                        None => AuthOutcome::Invalid,
+                    let verify = async {
+                        match &request.key {
+                            Some(key) => self.relay.authenticator.verify(key).await,
+                            None => AuthOutcome::Invalid,
+                        }
                     };
+                    let outcome = tokio::select! {
+                        outcome = verify => outcome,
+                        _ = self.relay.shutdown.forced() => {
+                            session.shutting_down();
+                            continue;
+                        }
+                    };
+                    let result = match outcome {
+                        AuthOutcome::Valid => "ok",
+                        AuthOutcome::Invalid => "failed",
+                        AuthOutcome::Unavailable => "temp_failed",
+                    };
+                    self.relay.metrics.auth.with_label_values(&[result]).inc();
                     match (&outcome, &request.key) {
                         (AuthOutcome::Valid, Some(key)) => {
                             tracing::Span::current().record("key", key.fingerprint());
@@ -169,8 +217,10 @@ impl Connection {
                     session.auth_finished(outcome);
                 }
                 Step::Deliver(delivery) => {
-                    let result = self.deliver(*delivery, session.tls_version()).await;
-                    session.delivered(result);
+                    match self.deliver(*delivery, session.tls_version()).await {
+                        Some(result) => session.delivered(result),
+                        None => session.shutting_down(),
+                    }
                 }
                 Step::Close => {
                     self.flush(&mut stream, &mut session).await?;
@@ -222,7 +272,15 @@ impl Connection {
         if self.buf.capacity() - self.buf.len() < want / 2 {
             self.buf.reserve(want);
         }
-        match timeout_at(deadline, stream.read_buf(&mut self.buf)).await {
+        let shutdown = &self.relay.shutdown;
+        // Draining closes a session between transactions; forcing closes any.
+        let idle = session.is_idle() && self.buf.is_empty();
+        let read = tokio::select! {
+            read = timeout_at(deadline, stream.read_buf(&mut self.buf)) => read,
+            _ = shutdown.draining(), if idle => return Ok(Read::ShuttingDown),
+            _ = shutdown.forced() => return Ok(Read::ShuttingDown),
+        };
+        match read {
             Err(_) => Ok(Read::TimedOut),
             Ok(Ok(0)) => Ok(Read::Eof),
             Ok(Ok(_)) => Ok(Read::Data),
@@ -274,7 +332,9 @@ impl Connection {
         version
     }
 
-    async fn deliver(&self, d: Delivery, tls: Option<&'static str>) -> Result<String, Reply> {
+    /// Hands the message to the upstream. `None` when the relay was forced to stop first:
+    /// the message is then never answered `250`.
+    async fn deliver(&self, d: Delivery, tls: Option<&'static str>) -> Option<Result<String, Reply>> {
         let started = Instant::now();
         let (size, recipients) = (d.message.len(), d.envelope.rcpt_to.len());
         let submission = Submission {
@@ -292,30 +352,67 @@ impl Connection {
             request_id: format!("{}.{}", self.id, d.transaction),
             received_at: SystemTime::now(),
         };
-        let upstream = self.relay.upstream.deliver(submission);
-        let result = match timeout(self.relay.config.timeouts.upstream.0, upstream).await {
-            Ok(Ok(accepted)) => Ok(accepted.id),
+        let metrics = &self.relay.metrics;
+        let upstream = timeout(self.relay.config.timeouts.upstream.0, self.relay.upstream.deliver(submission));
+        let outcome = tokio::select! {
+            outcome = upstream => outcome,
+            _ = self.relay.shutdown.forced() => {
+                tracing::warn!(size, recipients, "shutting down during the upstream call: 421, not 250");
+                metrics.refused.with_label_values(&["4xx", "shutdown"]).inc();
+                return None;
+            }
+        };
+        let elapsed = started.elapsed();
+        let result = match outcome {
+            Ok(Ok(accepted)) => {
+                metrics.upstream_requests.with_label_values(&[accepted.outcome]).inc();
+                metrics.upstream_latency.observe(elapsed.as_secs_f64());
+                Ok(accepted.id)
+            }
             Ok(Err(e)) => {
+                if let Some(outcome) = e.outcome {
+                    metrics.upstream_requests.with_label_values(&[outcome]).inc();
+                    metrics.upstream_latency.observe(elapsed.as_secs_f64());
+                }
                 tracing::warn!(detail = %e.detail, "message not accepted");
                 Err(e.reply)
             }
-            Err(_) => Err(reply::UPSTREAM_TIMEOUT),
+            Err(_) => {
+                metrics.upstream_requests.with_label_values(&["timeout"]).inc();
+                Err(reply::UPSTREAM_TIMEOUT)
+            }
         };
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let duration_ms = elapsed.as_millis() as u64;
         match &result {
             Ok(id) => {
-                tracing::info!(%id, size, recipients, code = 250, duration_ms, "message accepted")
+                metrics.accepted.inc();
+                metrics.received_bytes.inc_by(size as u64);
+                metrics.message_size.observe(size as f64);
+                tracing::info!(%id, size, recipients, code = 250, duration_ms, "message accepted");
             }
-            Err(r) => tracing::info!(
-                size,
-                recipients,
-                code = r.code(),
-                status = r.status().unwrap_or(""),
-                duration_ms,
-                "message refused"
-            ),
+            Err(r) => {
+                self.count_refused(size, r);
+                tracing::info!(size, recipients, code = r.code(), status = r.status().unwrap_or(""), duration_ms, "message refused");
+            }
         }
-        result
+        Some(result)
+    }
+
+    /// Counts a message refused at the end of DATA, by reply class and a coarse reason.
+    fn count_refused(&self, size: usize, reply: &Reply) {
+        let m = &self.relay.metrics;
+        m.received_bytes.inc_by(size as u64);
+        m.message_size.observe(size as f64);
+        let class = if reply.is_transient() { "4xx" } else { "5xx" };
+        let reason = match (reply.code(), reply.status().unwrap_or("")) {
+            (552, _) => "size",
+            (550, "5.5.2") => "bare_line_ending",
+            (452, "4.3.1") => "memory",
+            (_, "5.6.0") | (_, "5.4.6") => "content",
+            (451, "4.3.0") => "internal",
+            _ => "upstream",
+        };
+        m.refused.with_label_values(&[class, reason]).inc();
     }
 
     /// A bug in the session: this client gets `421 4.3.0`, everyone else carries on (RES-09).

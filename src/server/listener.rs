@@ -1,7 +1,7 @@
 //! Accept loops: one per listener, surviving accept errors (EMFILE and friends) with a
-//! backoff, and refusing connections past `server.max_connections` with `421 4.4.5`.
+//! backoff, refusing connections past `server.max_connections` with `421 4.4.5` and, while
+//! draining, with `421 4.3.2`.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,27 +11,44 @@ use tokio::task::JoinSet;
 
 use super::{Bound, Relay, connection};
 use crate::config::ListenerKind;
-use crate::smtp::reply;
+use crate::smtp::reply::{self, Reply};
 
 /// go-smtp and Stalwart back off from 5 ms to 1 s after an accept error.
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Serves every bound listener until `shutdown` resolves, then stops accepting.
-pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>, shutdown: impl Future<Output = ()>) {
+/// Serves every bound listener until a drain starts, then lets sessions finish within
+/// `server.shutdown_grace` (see [`super::Shutdown`]). Returns true when every session ended
+/// before the grace period ran out.
+pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>) -> bool {
     let mut loops = JoinSet::new();
     for bound in listeners {
         tracing::info!(kind = ?bound.kind, address = %bound.address, "listening");
         loops.spawn(accept_loop(Arc::clone(&relay), bound));
     }
-    shutdown.await;
+    relay.shutdown.set_ready();
+    relay.shutdown.draining().await;
+    let grace = relay.config.server.shutdown_grace.0;
+    tracing::info!(grace = ?grace, "draining: refusing new sessions, finishing open ones");
+    let clean = relay.shutdown.finish(grace).await;
     loops.abort_all();
+    if clean {
+        tracing::info!("drained: every session ended");
+    } else {
+        tracing::warn!("grace period over: remaining sessions were closed with 421 4.3.2");
+    }
+    clean
 }
 
 async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
+    let label: Arc<str> = bound.label().into();
     let mut backoff = BACKOFF_MIN;
     loop {
-        let (tcp, peer) = match bound.socket.accept().await {
+        let accepted = tokio::select! {
+            accepted = bound.socket.accept() => accepted,
+            _ = relay.shutdown.forced() => return,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, address = %bound.address, retry_in = ?backoff, "accept failed");
@@ -42,19 +59,26 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
         };
         backoff = BACKOFF_MIN;
         let _ = tcp.set_nodelay(true);
+        if relay.shutdown.is_draining() {
+            relay.metrics.rejected.with_label_values(&["draining"]).inc();
+            tokio::spawn(refuse(tcp, bound.kind, reply::SHUTTING_DOWN));
+            continue;
+        }
         match Arc::clone(&relay.connections).try_acquire_owned() {
             Ok(permit) => {
-                tokio::spawn(connection::handle(
+                relay.shutdown.tracker().spawn(connection::handle(
                     Arc::clone(&relay),
                     tcp,
                     peer,
                     bound.kind,
+                    Arc::clone(&label),
                     permit,
                 ));
             }
             Err(_) => {
                 tracing::warn!(%peer, "connection refused: server.max_connections reached");
-                tokio::spawn(refuse(tcp, bound.kind));
+                relay.metrics.rejected.with_label_values(&["max_connections"]).inc();
+                tokio::spawn(refuse(tcp, bound.kind, reply::TOO_BUSY));
             }
         }
     }
@@ -62,10 +86,10 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
 
 /// A plaintext `421` where the client expects plaintext; implicit TLS clients just see the
 /// connection close (a handshake under overload would cost more than it tells).
-async fn refuse(mut tcp: TcpStream, kind: ListenerKind) {
+async fn refuse(mut tcp: TcpStream, kind: ListenerKind, reply: Reply) {
     if kind == ListenerKind::Starttls {
         let mut line = Vec::new();
-        reply::TOO_BUSY.write_to(&mut line);
+        reply.write_to(&mut line);
         let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&line)).await;
     }
 }

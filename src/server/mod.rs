@@ -3,6 +3,7 @@
 
 mod connection;
 mod listener;
+mod shutdown;
 mod stream;
 pub mod tls;
 
@@ -13,9 +14,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use listener::run;
+pub use shutdown::Shutdown;
 
 use crate::auth::{ApiKeys, Authenticator, CachePolicy, KeysFile};
 use crate::config::{Config, ConfigError, ListenerKind, UpstreamTarget, Verify};
+use crate::metrics::Metrics;
 use crate::pipeline::{HttpUpstream, Outbox, Upstream, client};
 use crate::smtp::SessionConfig;
 use crate::smtp::budget::MemoryBudget;
@@ -36,6 +39,10 @@ pub struct Relay {
     pub upstream: Arc<dyn Upstream>,
     /// One permit per open connection (`server.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Drain and force signals, readiness, and the session tasks.
+    pub shutdown: Shutdown,
 }
 
 impl std::fmt::Debug for Relay {
@@ -113,6 +120,8 @@ impl Relay {
             session: Arc::new(config.session_config()),
             budget: MemoryBudget::new(config.limits.memory_budget.bytes()),
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
+            metrics: Arc::new(Metrics::new()),
+            shutdown: Shutdown::new(),
             config: Arc::new(config),
             tls,
             authenticator,
@@ -129,6 +138,17 @@ pub struct Bound {
     /// The address actually bound (port 0 resolved).
     pub address: SocketAddr,
     socket: TcpListener,
+}
+
+impl Bound {
+    /// `starttls:587`: the listener label in logs and metrics.
+    pub fn label(&self) -> String {
+        let kind = match self.kind {
+            ListenerKind::Starttls => "starttls",
+            ListenerKind::Implicit => "implicit",
+        };
+        format!("{kind}:{}", self.address.port())
+    }
 }
 
 /// Binds every configured listener; the error names the address.

@@ -18,4 +18,6 @@ pub mod session;
 
 pub use envelope::Envelope;
 pub use reply::Reply;
-pub use session::{AuthOutcome, AuthRequest, Delivery, Session, SessionConfig, Step, Wait};
+pub use session::{
+    AuthOutcome, AuthRequest, Delivery, Refused, Session, SessionConfig, Step, Wait,
+};

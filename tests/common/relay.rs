@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use sendpigeon_relay::config::{Config, Listener, ListenerKind, Span};
 use sendpigeon_relay::server::{self, Relay};
-use tokio::sync::oneshot;
 
 /// The key the test keys file accepts.
 pub const KEY: &str = "sk_live_test_0123456789";
@@ -18,7 +17,9 @@ pub struct TestRelay {
     pub starttls: SocketAddr,
     pub implicit: SocketAddr,
     pub dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+    pub relay: Arc<Relay>,
+    pub shutdown: sendpigeon_relay::server::Shutdown,
+    done: Option<tokio::task::JoinHandle<bool>>,
 }
 
 impl TestRelay {
@@ -58,15 +59,16 @@ impl TestRelay {
             addr(ListenerKind::Starttls).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
         let implicit =
             addr(ListenerKind::Implicit).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server::run(Arc::new(relay), bound, async move {
-            let _ = stopped.await;
-        }));
+        let relay = Arc::new(relay);
+        let shutdown = relay.shutdown.clone();
+        let done = tokio::spawn(server::run(Arc::clone(&relay), bound));
         TestRelay {
             starttls,
             implicit,
             dir,
-            stop: Some(stop),
+            relay,
+            shutdown,
+            done: Some(done),
         }
     }
 
@@ -84,11 +86,19 @@ impl TestRelay {
     }
 }
 
+impl TestRelay {
+    /// Waits for `run` to return after a drain; true for a clean drain.
+    pub async fn stopped(&mut self) -> bool {
+        match self.done.take() {
+            Some(done) => done.await.unwrap_or(false),
+            None => false,
+        }
+    }
+}
+
 impl Drop for TestRelay {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.shutdown.force();
     }
 }
 

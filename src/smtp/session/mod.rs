@@ -110,6 +110,16 @@ pub struct Delivery {
     pub helo: String,
 }
 
+/// A message the session refused by itself at the end of DATA (size, memory, bare line
+/// endings), for the driver's metrics and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Bytes received (un-stuffed).
+    pub size: usize,
+    /// What the client was told.
+    pub reply: Reply,
+}
+
 /// What kind of wait the driver should time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
@@ -169,6 +179,8 @@ pub struct Session {
     close_next: bool,
     /// Nothing has been read yet on this (plaintext) layer.
     fresh: bool,
+    /// The last message refused by the session itself, until the driver takes it.
+    refused: Option<Refused>,
 }
 
 impl Session {
@@ -192,6 +204,7 @@ impl Session {
             transactions: 0,
             close_next: false,
             fresh: true,
+            refused: None,
             cfg,
         };
         session.reply(reply::greeting(&session.cfg.hostname));
@@ -259,10 +272,11 @@ impl Session {
                 State::Data(rx) => {
                     let (n, done) = rx.receive(rest);
                     used += n;
+                    let size = rx.size();
                     let Some((outcome, reservation)) = done else {
                         return (used, Step::NeedInput);
                     };
-                    if let Some(step) = self.end_of_data(outcome, reservation) {
+                    if let Some(step) = self.end_of_data(outcome, reservation, size) {
                         return (used, step);
                     }
                 }
@@ -394,7 +408,12 @@ impl Session {
         }
     }
 
-    fn end_of_data(&mut self, outcome: Outcome, reservation: Reservation) -> Option<Step> {
+    fn end_of_data(
+        &mut self,
+        outcome: Outcome,
+        reservation: Reservation,
+        size: usize,
+    ) -> Option<Step> {
         self.state = State::Command;
         self.transactions += 1;
         let tx = self.tx.take()?;
@@ -422,8 +441,17 @@ impl Session {
             Outcome::BareLf => reply::BARE_LF,
             Outcome::BareCr => reply::BARE_CR,
         };
-        self.reply(refusal);
+        self.reply(refusal.clone());
+        self.refused = Some(Refused {
+            size,
+            reply: refusal,
+        });
         None
+    }
+
+    /// The last message the session refused by itself, once.
+    pub fn take_refused(&mut self) -> Option<Refused> {
+        self.refused.take()
     }
 
     fn reply(&mut self, reply: Reply) {

@@ -1,0 +1,136 @@
+//! Prometheus metrics (text exposition format on the admin endpoint's `/metrics`).
+//!
+//! Labels only ever carry fixed words (listener kind and port, result, class, reason): never
+//! a key, an address, a subject or anything else a client chooses.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the relay exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connections accepted, by listener.
+    pub connections: IntCounterVec,
+    /// Connections open now, by listener.
+    pub sessions: IntGaugeVec,
+    /// Connections refused, by reason.
+    pub rejected: IntCounterVec,
+    /// TLS handshakes by result (`ok`, `failed`).
+    pub tls_handshakes: IntCounterVec,
+    /// AUTH outcomes (`ok`, `failed`, `temp_failed`).
+    pub auth: IntCounterVec,
+    /// Messages accepted (`250` after the upstream took them).
+    pub accepted: IntCounter,
+    /// Messages refused after DATA, by reply class and reason.
+    pub refused: IntCounterVec,
+    /// Message bytes received (un-stuffed), accepted or not.
+    pub received_bytes: IntCounter,
+    /// Upstream requests by outcome (`2xx`, `4xx`, `5xx`, `3xx`, `error`, `timeout`, `written`).
+    pub upstream_requests: IntCounterVec,
+    /// Upstream latency in seconds.
+    pub upstream_latency: Histogram,
+    /// Size of received messages in bytes.
+    pub message_size: Histogram,
+    /// Message bytes held in memory now.
+    pub memory_used: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("sendpigeon_relay".into()), None)
+            .unwrap_or_default();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntCounterVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|e| unreachable(name, e));
+            let _ = registry.register(Box::new(m.clone()));
+            m
+        };
+        let connections = counter_vec("connections_total", "Connections accepted.", &["listener"]);
+        let rejected = counter_vec(
+            "connections_rejected_total",
+            "Connections refused before a session, by reason.",
+            &["reason"],
+        );
+        let tls_handshakes = counter_vec("tls_handshakes_total", "TLS handshakes.", &["result"]);
+        let auth = counter_vec("auth_total", "AUTH attempts by outcome.", &["result"]);
+        let refused = counter_vec(
+            "messages_refused_total",
+            "Messages refused at the end of DATA, by reply class and reason.",
+            &["class", "reason"],
+        );
+        let upstream_requests = counter_vec(
+            "upstream_requests_total",
+            "Upstream deliveries by outcome (HTTP status class, error, timeout, written).",
+            &["outcome"],
+        );
+        let sessions = IntGaugeVec::new(
+            Opts::new("sessions", "Sessions open now, by listener."),
+            &["listener"],
+        )
+        .unwrap_or_else(|e| unreachable("sessions", e));
+        let _ = registry.register(Box::new(sessions.clone()));
+        let accepted = IntCounter::new("messages_accepted_total", "Messages accepted (250).")
+            .unwrap_or_else(|e| unreachable("messages_accepted_total", e));
+        let _ = registry.register(Box::new(accepted.clone()));
+        let received_bytes = IntCounter::new("received_bytes_total", "Message bytes received.")
+            .unwrap_or_else(|e| unreachable("received_bytes_total", e));
+        let _ = registry.register(Box::new(received_bytes.clone()));
+        let memory_used = IntGauge::new(
+            "memory_budget_used_bytes",
+            "Message bytes held in memory across sessions.",
+        )
+        .unwrap_or_else(|e| unreachable("memory_budget_used_bytes", e));
+        let _ = registry.register(Box::new(memory_used.clone()));
+        let upstream_latency = Histogram::with_opts(
+            HistogramOpts::new("upstream_latency_seconds", "Upstream delivery latency.")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )
+        .unwrap_or_else(|e| unreachable("upstream_latency_seconds", e));
+        let _ = registry.register(Box::new(upstream_latency.clone()));
+        let message_size = Histogram::with_opts(
+            HistogramOpts::new("message_size_bytes", "Size of received messages.").buckets(vec![
+                1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0, 4_194_304.0,
+                10_485_760.0, 26_214_400.0,
+            ]),
+        )
+        .unwrap_or_else(|e| unreachable("message_size_bytes", e));
+        let _ = registry.register(Box::new(message_size.clone()));
+        Metrics {
+            registry,
+            connections,
+            sessions,
+            rejected,
+            tls_handshakes,
+            auth,
+            accepted,
+            refused,
+            received_bytes,
+            upstream_requests,
+            upstream_latency,
+            message_size,
+            memory_used,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Metric definitions are constants: a failure here is a bug caught by the first test run.
+fn unreachable<T>(name: &str, e: prometheus::Error) -> T {
+    panic!("metric {name} is malformed: {e}")
+}
