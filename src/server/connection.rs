@@ -305,23 +305,28 @@ impl Connection {
 
     async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
         let acceptor = TlsAcceptor::from(Arc::clone(&self.relay.tls.config));
-        match timeout(
-            self.relay.config.timeouts.tls_handshake.0,
-            acceptor.accept(tcp),
-        )
-        .await
-        {
-            Ok(Ok(tls)) => Ok(tls),
+        let handshake = timeout(self.relay.config.timeouts.tls_handshake.0, acceptor.accept(tcp));
+        let result = tokio::select! {
+            result = handshake => result,
+            _ = self.relay.shutdown.forced() => {
+                return Err(io::Error::other("shutting down during the TLS handshake"));
+            }
+        };
+        let handshakes = &self.relay.metrics.tls_handshakes;
+        match result {
+            Ok(Ok(tls)) => {
+                handshakes.with_label_values(&["ok"]).inc();
+                Ok(tls)
+            }
             Ok(Err(e)) => {
+                handshakes.with_label_values(&["failed"]).inc();
                 tracing::info!(error = %e, "TLS handshake failed");
                 Err(e)
             }
             Err(_) => {
+                handshakes.with_label_values(&["failed"]).inc();
                 tracing::info!("TLS handshake timed out");
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "TLS handshake timed out",
-                ))
+                Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))
             }
         }
     }

@@ -1,0 +1,129 @@
+//! Graceful shutdown (adversarial §12): idle sessions get 421 4.3.2 at once, transfers in
+//! flight finish within the grace period, new connections are refused, and nothing left at
+//! the end is ever answered 250.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::client::Client;
+use common::mock_api::{Answer, MockApi};
+use common::relay::{KEY, TestRelay, outbox_entries};
+use sendpigeon_relay::config::Span;
+use serde_json::json;
+
+const SHUTTING_DOWN: &str = "421 4.3.2 Service shutting down\r\n";
+
+async fn start_transaction(c: &mut Client) {
+    assert!(c.cmd("MAIL FROM:<s@sender.example>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<r@rcpt.example>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+}
+
+#[tokio::test]
+async fn an_idle_session_gets_421_at_once_and_the_drain_is_clean() {
+    // SHUT-01.
+    let mut relay = TestRelay::start(|_| {}).await;
+    let (mut idle, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    let (mut greeted, _) = Client::plain(relay.starttls).await;
+    assert!(relay.shutdown.is_ready());
+    relay.shutdown.drain();
+    assert!(!relay.shutdown.is_ready());
+    assert_eq!(idle.reply().await, SHUTTING_DOWN);
+    assert_eq!(greeted.reply().await, SHUTTING_DOWN);
+    assert!(idle.closed_within(Duration::from_secs(2)).await.0);
+    assert!(relay.stopped().await, "clean drain");
+}
+
+#[tokio::test]
+async fn a_transfer_in_flight_finishes_then_gets_421() {
+    // SHUT-02.
+    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(10))).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    start_transaction(&mut c).await;
+    c.send("Subject: during the drain\r\n\r\nfirst half\r\n").await;
+    relay.shutdown.drain();
+    // SHUT-03: a new connection during the drain is told so.
+    let (_, refused) = Client::plain(relay.starttls).await;
+    assert_eq!(refused, SHUTTING_DOWN);
+    c.send("second half\r\n.\r\n").await;
+    assert!(c.reply().await.starts_with("250 2.0.0 OK: queued as "));
+    assert_eq!(c.cmd("MAIL FROM:<s@sender.example>").await, SHUTTING_DOWN);
+    assert_eq!(relay.messages().len(), 1);
+    let started = Instant::now();
+    assert!(relay.stopped().await);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn the_grace_period_ends_a_stalled_transfer_with_421_and_nothing_sent() {
+    // SHUT-04.
+    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(400))).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    start_transaction(&mut c).await;
+    c.send("Subject: never finished\r\n\r\npart").await;
+    relay.shutdown.drain();
+    let (closed, seen) = c.closed_within(Duration::from_secs(3)).await;
+    assert!(closed);
+    assert_eq!(seen, SHUTTING_DOWN);
+    assert!(!relay.stopped().await, "not a clean drain");
+    assert!(outbox_entries(&relay.outbox()).is_empty());
+}
+
+#[tokio::test]
+async fn a_slow_upstream_past_the_grace_period_is_never_answered_250() {
+    let api = MockApi::start(KEY).await;
+    api.answer_sends(KEY, |_| Answer::json(200, json!({"id": "too_late"})).delayed(Duration::from_secs(5)));
+    let base = api.base.clone();
+    let mut relay = TestRelay::start(move |c| {
+        c.upstream.url = base;
+        c.server.shutdown_grace = Span(Duration::from_millis(500));
+    })
+    .await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    start_transaction(&mut c).await;
+    c.send("Subject: slow\r\n\r\nhello\r\n.\r\n").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    relay.shutdown.drain();
+    let started = Instant::now();
+    assert_eq!(c.reply().await, SHUTTING_DOWN);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(!relay.stopped().await);
+}
+
+#[tokio::test]
+async fn a_second_signal_closes_everything_at_once() {
+    // SHUT-05.
+    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(30))).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    start_transaction(&mut c).await;
+    c.send("Subject: x\r\n\r\npart").await;
+    relay.shutdown.drain();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    relay.shutdown.force();
+    relay.shutdown.force();
+    assert_eq!(c.closed_within(Duration::from_secs(3)).await.1, SHUTTING_DOWN);
+    assert!(!relay.stopped().await);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn shutdown_during_a_handshake_or_an_auth_exchange_is_clean() {
+    // SHUT-06.
+    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(300))).await;
+    let (mut half, _) = Client::plain(relay.starttls).await;
+    half.cmd("EHLO client.example").await;
+    half.cmd("STARTTLS").await; // and never starts the handshake
+    let (mut c, _) = Client::plain(relay.starttls).await;
+    c.cmd("EHLO client.example").await;
+    c.cmd("STARTTLS").await;
+    let mut c = c.upgrade(&relay.ca()).await;
+    c.cmd("EHLO client.example").await;
+    assert_eq!(c.cmd("AUTH LOGIN").await, "334 VXNlcm5hbWU6\r\n");
+    relay.shutdown.drain();
+    assert!(half.closed_within(Duration::from_secs(3)).await.0);
+    assert!(c.closed_within(Duration::from_secs(3)).await.0);
+    relay.stopped().await;
+}
+
