@@ -23,7 +23,9 @@ struct AdminState {
 }
 
 /// Binds the admin listener; the error names the setting.
-pub async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, crate::config::ConfigError> {
+pub async fn bind(
+    address: SocketAddr,
+) -> Result<tokio::net::TcpListener, crate::config::ConfigError> {
     tokio::net::TcpListener::bind(address).await.map_err(|e| {
         crate::config::ConfigError::new("admin.address", format!("cannot listen on {address}: {e}"))
     })
@@ -47,7 +49,10 @@ pub async fn serve(
         .route("/metrics", get(metrics_text))
         .with_state(state);
     let stop = async move { shutdown.forced().await };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
         tracing::error!(error = %e, "admin endpoint stopped");
     }
 }
@@ -65,7 +70,10 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     state.metrics.memory_used.set(state.budget.used() as i64);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

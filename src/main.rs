@@ -40,7 +40,11 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
             .await
             .map_err(|e| with_origin(e, &origin))?;
         let admin = match relay.config.admin.address {
-            Some(address) => Some(admin::bind(address).await.map_err(|e| with_origin(e, &origin))?),
+            Some(address) => Some(
+                admin::bind(address)
+                    .await
+                    .map_err(|e| with_origin(e, &origin))?,
+            ),
             None => None,
         };
         let relay = Arc::new(relay);

@@ -41,8 +41,8 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Metrics {
-        let registry = Registry::new_custom(Some("sendpigeon_relay".into()), None)
-            .unwrap_or_default();
+        let registry =
+            Registry::new_custom(Some("sendpigeon_relay".into()), None).unwrap_or_default();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntCounterVec::new(Opts::new(name, help), labels)
                 .unwrap_or_else(|e| unreachable(name, e));
@@ -86,15 +86,25 @@ impl Metrics {
         .unwrap_or_else(|e| unreachable("memory_budget_used_bytes", e));
         let _ = registry.register(Box::new(memory_used.clone()));
         let upstream_latency = Histogram::with_opts(
-            HistogramOpts::new("upstream_latency_seconds", "Upstream delivery latency.")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new("upstream_latency_seconds", "Upstream delivery latency.").buckets(
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ],
+            ),
         )
         .unwrap_or_else(|e| unreachable("upstream_latency_seconds", e));
         let _ = registry.register(Box::new(upstream_latency.clone()));
         let message_size = Histogram::with_opts(
             HistogramOpts::new("message_size_bytes", "Size of received messages.").buckets(vec![
-                1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0, 4_194_304.0,
-                10_485_760.0, 26_214_400.0,
+                1024.0,
+                4096.0,
+                16384.0,
+                65536.0,
+                262_144.0,
+                1_048_576.0,
+                4_194_304.0,
+                10_485_760.0,
+                26_214_400.0,
             ]),
         )
         .unwrap_or_else(|e| unreachable("message_size_bytes", e));

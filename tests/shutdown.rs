@@ -15,7 +15,11 @@ use serde_json::json;
 const SHUTTING_DOWN: &str = "421 4.3.2 Service shutting down\r\n";
 
 async fn start_transaction(c: &mut Client) {
-    assert!(c.cmd("MAIL FROM:<s@sender.example>").await.starts_with("250"));
+    assert!(
+        c.cmd("MAIL FROM:<s@sender.example>")
+            .await
+            .starts_with("250")
+    );
     assert!(c.cmd("RCPT TO:<r@rcpt.example>").await.starts_with("250"));
     assert!(c.cmd("DATA").await.starts_with("354"));
 }
@@ -38,10 +42,12 @@ async fn an_idle_session_gets_421_at_once_and_the_drain_is_clean() {
 #[tokio::test]
 async fn a_transfer_in_flight_finishes_then_gets_421() {
     // SHUT-02.
-    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(10))).await;
+    let mut relay =
+        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(10))).await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     start_transaction(&mut c).await;
-    c.send("Subject: during the drain\r\n\r\nfirst half\r\n").await;
+    c.send("Subject: during the drain\r\n\r\nfirst half\r\n")
+        .await;
     relay.shutdown.drain();
     // SHUT-03: a new connection during the drain is told so.
     let (_, refused) = Client::plain(relay.starttls).await;
@@ -58,7 +64,8 @@ async fn a_transfer_in_flight_finishes_then_gets_421() {
 #[tokio::test]
 async fn the_grace_period_ends_a_stalled_transfer_with_421_and_nothing_sent() {
     // SHUT-04.
-    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(400))).await;
+    let mut relay =
+        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(400))).await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     start_transaction(&mut c).await;
     c.send("Subject: never finished\r\n\r\npart").await;
@@ -73,7 +80,9 @@ async fn the_grace_period_ends_a_stalled_transfer_with_421_and_nothing_sent() {
 #[tokio::test]
 async fn a_slow_upstream_past_the_grace_period_is_never_answered_250() {
     let api = MockApi::start(KEY).await;
-    api.answer_sends(KEY, |_| Answer::json(200, json!({"id": "too_late"})).delayed(Duration::from_secs(5)));
+    api.answer_sends(KEY, |_| {
+        Answer::json(200, json!({"id": "too_late"})).delayed(Duration::from_secs(5))
+    });
     let base = api.base.clone();
     let mut relay = TestRelay::start(move |c| {
         c.upstream.url = base;
@@ -94,7 +103,8 @@ async fn a_slow_upstream_past_the_grace_period_is_never_answered_250() {
 #[tokio::test]
 async fn a_second_signal_closes_everything_at_once() {
     // SHUT-05.
-    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(30))).await;
+    let mut relay =
+        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(30))).await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     start_transaction(&mut c).await;
     c.send("Subject: x\r\n\r\npart").await;
@@ -103,7 +113,10 @@ async fn a_second_signal_closes_everything_at_once() {
     let started = Instant::now();
     relay.shutdown.force();
     relay.shutdown.force();
-    assert_eq!(c.closed_within(Duration::from_secs(3)).await.1, SHUTTING_DOWN);
+    assert_eq!(
+        c.closed_within(Duration::from_secs(3)).await.1,
+        SHUTTING_DOWN
+    );
     assert!(!relay.stopped().await);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -111,7 +124,8 @@ async fn a_second_signal_closes_everything_at_once() {
 #[tokio::test]
 async fn shutdown_during_a_handshake_or_an_auth_exchange_is_clean() {
     // SHUT-06.
-    let mut relay = TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(300))).await;
+    let mut relay =
+        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(300))).await;
     let (mut half, _) = Client::plain(relay.starttls).await;
     half.cmd("EHLO client.example").await;
     half.cmd("STARTTLS").await; // and never starts the handshake
@@ -126,4 +140,3 @@ async fn shutdown_during_a_handshake_or_an_auth_exchange_is_clean() {
     assert!(c.closed_within(Duration::from_secs(3)).await.0);
     relay.stopped().await;
 }
-

@@ -152,5 +152,10 @@ fn parse_listen(spec: &str) -> Result<Listener, ConfigError> {
         _ => return Err(bad()),
     };
     let address = address.parse().map_err(|_| bad())?;
-    Ok(Listener { kind, address })
+    Ok(Listener {
+        kind,
+        address,
+        proxy_protocol: false,
+        trusted_proxies: Vec::new(),
+    })
 }

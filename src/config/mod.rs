@@ -83,6 +83,13 @@ pub struct Listener {
     pub kind: ListenerKind,
     /// Address and port, e.g. `0.0.0.0:587`.
     pub address: SocketAddr,
+    /// Every connection must start with a PROXY protocol v1 or v2 header (behind a load
+    /// balancer); the header's address is the client's.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Networks allowed to send that header, e.g. `["10.0.0.0/8"]`; other peers are closed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The two kinds of listener (spec smtp.md "Listeners").
@@ -202,6 +209,16 @@ pub struct Limits {
     pub memory_budget: Size,
     /// Bare CR/LF in DATA: `normalize` (to CRLF) or `reject` (`550 5.5.2`).
     pub bare_lf: BareLfPolicy,
+    /// Connections open at once from one client address; more get `421 4.7.0`.
+    pub connections_per_ip: usize,
+    /// IPv6 clients are counted by this prefix length.
+    pub ipv6_prefix: u8,
+    /// AUTH failures from one address within `auth_failure_window` that start a cool-down.
+    pub auth_failures_per_ip: usize,
+    /// The window those failures are counted in.
+    pub auth_failure_window: Span,
+    /// During the cool-down every connection from the address gets `421 4.7.0`.
+    pub auth_cooldown: Span,
 }
 
 impl Default for Limits {
@@ -220,6 +237,11 @@ impl Default for Limits {
             messages_per_connection: 1000,
             memory_budget: Size(1 << 30),
             bare_lf: BareLfPolicy::Normalize,
+            connections_per_ip: 50,
+            ipv6_prefix: 64,
+            auth_failures_per_ip: 10,
+            auth_failure_window: Span::secs(300),
+            auth_cooldown: Span::secs(300),
         }
     }
 }
@@ -250,6 +272,8 @@ pub struct Timeouts {
     pub upstream_connect: Span,
     /// The key check at AUTH against the API.
     pub key_check: Span,
+    /// The PROXY protocol header on listeners that require one.
+    pub proxy_header: Span,
 }
 
 impl Default for Timeouts {
@@ -266,6 +290,7 @@ impl Default for Timeouts {
             upstream: Span::secs(30),
             upstream_connect: Span::secs(5),
             key_check: Span::secs(10),
+            proxy_header: Span::secs(5),
         }
     }
 }

@@ -34,6 +34,15 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for listener in &c.listeners {
         // Port 0 (any free port, used by tests) may appear more than once.
+        if listener.proxy_protocol && listener.trusted_proxies.is_empty() {
+            return err(
+                "listeners",
+                format!(
+                    "{}: proxy_protocol needs trusted_proxies (the load balancer's networks)",
+                    listener.address
+                ),
+            );
+        }
         if listener.address.port() != 0 && !seen.insert(listener.address) {
             return err("listeners", format!("{} is listed twice", listener.address));
         }
@@ -74,6 +83,8 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             "limits.messages_per_connection",
             l.messages_per_connection.into(),
         ),
+        ("limits.connections_per_ip", l.connections_per_ip as u64),
+        ("limits.auth_failures_per_ip", l.auth_failures_per_ip as u64),
     ] {
         positive(setting, value)?;
     }
@@ -111,12 +122,21 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("timeouts.upstream_connect", t.upstream_connect),
         ("timeouts.key_check", t.key_check),
         ("server.shutdown_grace", c.server.shutdown_grace),
+        ("timeouts.proxy_header", t.proxy_header),
+        ("limits.auth_failure_window", l.auth_failure_window),
+        ("limits.auth_cooldown", l.auth_cooldown),
     ] {
         if span.0.is_zero() {
             return err(setting, "must be longer than 0s".into());
         }
     }
     positive("timeouts.data_min_rate", t.data_min_rate.0)?;
+    if l.ipv6_prefix == 0 || l.ipv6_prefix > 128 {
+        return err(
+            "limits.ipv6_prefix",
+            format!("{} is not a prefix length (1 to 128)", l.ipv6_prefix),
+        );
+    }
 
     if let Err(message) = c.upstream_target() {
         return err("upstream.url", message);

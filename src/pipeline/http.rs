@@ -151,7 +151,11 @@ async fn answer(
             "the API refused the request as malformed or unknown: check upstream.url ({detail})"
         );
     }
-    Err(DeliveryError::upstream(outcome.reply, detail, status_class(status)))
+    Err(DeliveryError::upstream(
+        outcome.reply,
+        detail,
+        status_class(status),
+    ))
 }
 
 /// Reads at most `max` bytes of the body.
@@ -185,7 +189,11 @@ pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
         reply::UPSTREAM_UNREACHABLE
     };
     let outcome = if e.is_timeout() { "timeout" } else { "error" };
-    DeliveryError::upstream(reply, format!("upstream {what}: {}", error_chain(e)), outcome)
+    DeliveryError::upstream(
+        reply,
+        format!("upstream {what}: {}", error_chain(e)),
+        outcome,
+    )
 }
 
 /// The error and its causes on one line (reqwest hides the interesting part in `source`).

@@ -27,9 +27,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
 
-use super::Relay;
+use super::proxy::{self, ProxyError};
 use super::stream::Stream;
 use super::tls::version_name;
+use super::{ListenerInfo, Refusal, Relay};
 use crate::config::ListenerKind;
 use crate::message::Source;
 use crate::pipeline::Submission;
@@ -44,28 +45,55 @@ const DATA_BUFFER: usize = 64 * 1024;
 /// Serves one accepted connection to its end. The permit is held until then.
 pub(super) async fn handle(
     relay: Arc<Relay>,
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
-    kind: ListenerKind,
-    listener: Arc<str>,
+    listener: Arc<ListenerInfo>,
     _permit: OwnedSemaphorePermit,
 ) {
-    relay.metrics.connections.with_label_values(&[&*listener]).inc();
-    let open = relay.metrics.sessions.with_label_values(&[&*listener]);
+    let label = listener.label.as_str();
+    relay.metrics.connections.with_label_values(&[label]).inc();
+    let open = relay.metrics.sessions.with_label_values(&[label]);
     open.inc();
     let _open = scopeguard(move || open.dec());
     let id = ulid::Ulid::new().to_string();
-    let client_ip = peer.ip().to_canonical();
     let span = tracing::info_span!(
         "session",
         id = %id,
-        client = %client_ip,
-        listener = %listener,
+        client = tracing::field::Empty,
+        peer = %peer,
+        listener = %label,
         tls = tracing::field::Empty,
         key = tracing::field::Empty,
     );
     async move {
-        tracing::debug!(port = peer.port(), "connected");
+        let client_ip = if listener.proxy_protocol {
+            match proxy_client(&relay, &mut tcp, peer, &listener).await {
+                Some(ip) => ip,
+                None => return,
+            }
+        } else {
+            peer.ip().to_canonical()
+        };
+        tracing::Span::current().record("client", tracing::field::display(client_ip));
+        tracing::debug!("connected");
+        let admission = relay.abuse.admit(client_ip);
+        let refusal = match &admission {
+            Ok(_) => None,
+            Err(Refusal::TooManyConnections) => {
+                relay.metrics.rejected.with_label_values(&["per_ip"]).inc();
+                tracing::info!("refused: limits.connections_per_ip reached");
+                Some(reply::TOO_MANY_FROM_ADDRESS)
+            }
+            Err(Refusal::CoolingDown) => {
+                relay
+                    .metrics
+                    .rejected
+                    .with_label_values(&["auth_cooldown"])
+                    .inc();
+                tracing::info!("refused: address cooling down after AUTH failures");
+                Some(reply::AUTH_COOLDOWN)
+            }
+        };
         let session_deadline = Instant::now() + relay.config.timeouts.session.0;
         let mut conn = Connection {
             relay,
@@ -76,13 +104,47 @@ pub(super) async fn handle(
             line_deadline: None,
             data_started: None,
         };
-        match conn.serve(tcp, kind).await {
+        match conn.serve(tcp, listener.kind, refusal).await {
             Ok(()) => tracing::debug!("closed"),
             Err(e) => tracing::debug!(error = %e, "connection ended"),
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Reads the PROXY header from a trusted peer; `None` means close (already logged).
+async fn proxy_client(
+    relay: &Relay,
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerInfo,
+) -> Option<IpAddr> {
+    let rejected = |reason: &str| relay.metrics.rejected.with_label_values(&[reason]).inc();
+    if !proxy::trusted(peer.ip(), &listener.trusted_proxies) {
+        rejected("untrusted_proxy");
+        tracing::warn!(
+            "closed: this listener needs a PROXY header and the peer is not in trusted_proxies"
+        );
+        return None;
+    }
+    let wait = relay.config.timeouts.proxy_header.0;
+    let header = tokio::select! {
+        header = proxy::read_header(tcp, peer, wait) => header,
+        _ = relay.shutdown.forced() => return None,
+    };
+    match header {
+        Ok(ip) => Some(ip),
+        Err(ProxyError::Closed) => {
+            tracing::debug!("closed before a PROXY header (a health check)");
+            None
+        }
+        Err(e) => {
+            rejected("proxy_header");
+            tracing::warn!(error = %e, "closed: missing or malformed PROXY header");
+            None
+        }
+    }
 }
 
 struct Connection {
@@ -118,11 +180,23 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
 }
 
 impl Connection {
-    async fn serve(&mut self, tcp: TcpStream, kind: ListenerKind) -> io::Result<()> {
+    async fn serve(
+        &mut self,
+        tcp: TcpStream,
+        kind: ListenerKind,
+        refusal: Option<Reply>,
+    ) -> io::Result<()> {
         let mut stream = match kind {
             ListenerKind::Starttls => Stream::Plain(tcp),
             ListenerKind::Implicit => Stream::Tls(Box::new(self.handshake(tcp).await?)),
         };
+        if let Some(refusal) = refusal {
+            let mut line = Vec::new();
+            refusal.write_to(&mut line);
+            let _ = timeout(Duration::from_secs(5), stream.write_all(&line)).await;
+            let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
+            return Ok(());
+        }
         let tls = match &stream {
             Stream::Tls(s) => Some(self.tls_version(s)),
             Stream::Plain(_) => None,
@@ -210,6 +284,11 @@ impl Connection {
                         (AuthOutcome::Unavailable, _) => tracing::warn!("key check unavailable"),
                         _ => {
                             tracing::info!("authentication failed");
+                            if self.relay.abuse.auth_failed(self.client_ip) {
+                                tracing::warn!(
+                                    "too many AUTH failures from this address: cool-down starts"
+                                );
+                            }
                             // Same delay whichever part was wrong (AUTH-09), slows guessing.
                             tokio::time::sleep(self.relay.config.auth.failure_delay.0).await;
                         }
@@ -305,7 +384,10 @@ impl Connection {
 
     async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
         let acceptor = TlsAcceptor::from(Arc::clone(&self.relay.tls.config));
-        let handshake = timeout(self.relay.config.timeouts.tls_handshake.0, acceptor.accept(tcp));
+        let handshake = timeout(
+            self.relay.config.timeouts.tls_handshake.0,
+            acceptor.accept(tcp),
+        );
         let result = tokio::select! {
             result = handshake => result,
             _ = self.relay.shutdown.forced() => {
@@ -326,7 +408,10 @@ impl Connection {
             Err(_) => {
                 handshakes.with_label_values(&["failed"]).inc();
                 tracing::info!("TLS handshake timed out");
-                Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ))
             }
         }
     }
@@ -339,7 +424,11 @@ impl Connection {
 
     /// Hands the message to the upstream. `None` when the relay was forced to stop first:
     /// the message is then never answered `250`.
-    async fn deliver(&self, d: Delivery, tls: Option<&'static str>) -> Option<Result<String, Reply>> {
+    async fn deliver(
+        &self,
+        d: Delivery,
+        tls: Option<&'static str>,
+    ) -> Option<Result<String, Reply>> {
         let started = Instant::now();
         let (size, recipients) = (d.message.len(), d.envelope.rcpt_to.len());
         let submission = Submission {
@@ -358,7 +447,10 @@ impl Connection {
             received_at: SystemTime::now(),
         };
         let metrics = &self.relay.metrics;
-        let upstream = timeout(self.relay.config.timeouts.upstream.0, self.relay.upstream.deliver(submission));
+        let upstream = timeout(
+            self.relay.config.timeouts.upstream.0,
+            self.relay.upstream.deliver(submission),
+        );
         let outcome = tokio::select! {
             outcome = upstream => outcome,
             _ = self.relay.shutdown.forced() => {
@@ -370,20 +462,29 @@ impl Connection {
         let elapsed = started.elapsed();
         let result = match outcome {
             Ok(Ok(accepted)) => {
-                metrics.upstream_requests.with_label_values(&[accepted.outcome]).inc();
+                metrics
+                    .upstream_requests
+                    .with_label_values(&[accepted.outcome])
+                    .inc();
                 metrics.upstream_latency.observe(elapsed.as_secs_f64());
                 Ok(accepted.id)
             }
             Ok(Err(e)) => {
                 if let Some(outcome) = e.outcome {
-                    metrics.upstream_requests.with_label_values(&[outcome]).inc();
+                    metrics
+                        .upstream_requests
+                        .with_label_values(&[outcome])
+                        .inc();
                     metrics.upstream_latency.observe(elapsed.as_secs_f64());
                 }
                 tracing::warn!(detail = %e.detail, "message not accepted");
                 Err(e.reply)
             }
             Err(_) => {
-                metrics.upstream_requests.with_label_values(&["timeout"]).inc();
+                metrics
+                    .upstream_requests
+                    .with_label_values(&["timeout"])
+                    .inc();
                 Err(reply::UPSTREAM_TIMEOUT)
             }
         };
@@ -397,7 +498,14 @@ impl Connection {
             }
             Err(r) => {
                 self.count_refused(size, r);
-                tracing::info!(size, recipients, code = r.code(), status = r.status().unwrap_or(""), duration_ms, "message refused");
+                tracing::info!(
+                    size,
+                    recipients,
+                    code = r.code(),
+                    status = r.status().unwrap_or(""),
+                    duration_ms,
+                    "message refused"
+                );
             }
         }
         Some(result)

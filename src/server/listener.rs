@@ -41,7 +41,7 @@ pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>) -> bool {
 }
 
 async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
-    let label: Arc<str> = bound.label().into();
+    let info = Arc::new(bound.info());
     let mut backoff = BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
@@ -60,7 +60,11 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
         backoff = BACKOFF_MIN;
         let _ = tcp.set_nodelay(true);
         if relay.shutdown.is_draining() {
-            relay.metrics.rejected.with_label_values(&["draining"]).inc();
+            relay
+                .metrics
+                .rejected
+                .with_label_values(&["draining"])
+                .inc();
             tokio::spawn(refuse(tcp, bound.kind, reply::SHUTTING_DOWN));
             continue;
         }
@@ -70,14 +74,17 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
                     Arc::clone(&relay),
                     tcp,
                     peer,
-                    bound.kind,
-                    Arc::clone(&label),
+                    Arc::clone(&info),
                     permit,
                 ));
             }
             Err(_) => {
                 tracing::warn!(%peer, "connection refused: server.max_connections reached");
-                relay.metrics.rejected.with_label_values(&["max_connections"]).inc();
+                relay
+                    .metrics
+                    .rejected
+                    .with_label_values(&["max_connections"])
+                    .inc();
                 tokio::spawn(refuse(tcp, bound.kind, reply::TOO_BUSY));
             }
         }

@@ -1,8 +1,10 @@
 //! The tokio driver around the sans-IO core: listeners, TLS, timeouts, the connection cap,
 //! and the shared pieces every session uses ([`Relay`]).
 
+mod abuse;
 mod connection;
 mod listener;
+mod proxy;
 mod shutdown;
 mod stream;
 pub mod tls;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use abuse::{Abuse, AbusePolicy, Refusal};
 pub use listener::run;
 pub use shutdown::Shutdown;
 
@@ -43,6 +46,8 @@ pub struct Relay {
     pub metrics: Arc<Metrics>,
     /// Drain and force signals, readiness, and the session tasks.
     pub shutdown: Shutdown,
+    /// Per-client-address connection counts and AUTH-failure cool-downs.
+    pub abuse: Arc<Abuse>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -122,6 +127,13 @@ impl Relay {
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
             metrics: Arc::new(Metrics::new()),
             shutdown: Shutdown::new(),
+            abuse: Arc::new(Abuse::new(AbusePolicy {
+                connections_per_ip: config.limits.connections_per_ip,
+                ipv6_prefix: config.limits.ipv6_prefix,
+                auth_failures: config.limits.auth_failures_per_ip,
+                auth_window: config.limits.auth_failure_window.0,
+                cooldown: config.limits.auth_cooldown.0,
+            })),
             config: Arc::new(config),
             tls,
             authenticator,
@@ -137,10 +149,32 @@ pub struct Bound {
     pub kind: ListenerKind,
     /// The address actually bound (port 0 resolved).
     pub address: SocketAddr,
+    /// Connections start with a PROXY header from one of `trusted_proxies`.
+    pub proxy_protocol: bool,
+    /// Networks allowed to send it.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
     socket: TcpListener,
 }
 
+/// What a connection needs to know about the listener that accepted it.
+#[derive(Debug)]
+pub(crate) struct ListenerInfo {
+    kind: ListenerKind,
+    label: String,
+    proxy_protocol: bool,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
+}
+
 impl Bound {
+    fn info(&self) -> ListenerInfo {
+        ListenerInfo {
+            kind: self.kind,
+            label: self.label(),
+            proxy_protocol: self.proxy_protocol,
+            trusted_proxies: Arc::clone(&self.trusted_proxies),
+        }
+    }
+
     /// `starttls:587`: the listener label in logs and metrics.
     pub fn label(&self) -> String {
         let kind = match self.kind {
@@ -164,6 +198,8 @@ pub async fn bind(config: &Config) -> Result<Vec<Bound>, ConfigError> {
         bound.push(Bound {
             kind: l.kind,
             address,
+            proxy_protocol: l.proxy_protocol,
+            trusted_proxies: l.trusted_proxies.clone().into(),
             socket,
         });
     }

@@ -388,6 +388,16 @@ pub const UPSTREAM_UNREACHABLE: Reply =
 pub const UPSTREAM_CONNECTION_LOST: Reply =
     Reply::fixed(451, "4.4.2", "Upstream connection lost, try again later");
 
+/// `limits.connections_per_ip` connections are already open from this address.
+pub const TOO_MANY_FROM_ADDRESS: Reply =
+    Reply::fixed(421, "4.7.0", "Too many connections from your address");
+/// The address is cooling down after repeated AUTH failures.
+pub const AUTH_COOLDOWN: Reply = Reply::fixed(
+    421,
+    "4.7.0",
+    "Too many authentication failures from your address, try again later",
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

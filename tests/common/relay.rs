@@ -37,10 +37,14 @@ impl TestRelay {
             Listener {
                 kind: ListenerKind::Starttls,
                 address: "127.0.0.1:0".parse().unwrap(),
+                proxy_protocol: false,
+                trusted_proxies: Vec::new(),
             },
             Listener {
                 kind: ListenerKind::Implicit,
                 address: "127.0.0.1:0".parse().unwrap(),
+                proxy_protocol: false,
+                trusted_proxies: Vec::new(),
             },
         ];
         config.tls.certificate = path("cert.pem");

@@ -1,0 +1,110 @@
+//! The PROXY protocol header (v1 and v2, HAProxy's specification), read before the greeting
+//! and before any TLS when a listener has `proxy_protocol = true` (spec operations.md).
+//!
+//! Only peers in the listener's `trusted_proxies` may send one; anyone else is closed at once
+//! (PROXY-01). A header must arrive within `timeouts.proxy_header`, else close (PROXY-02: never
+//! guess). A malformed header closes (PROXY-03/04). The bytes are peeked and then consumed
+//! exactly, so whatever follows the header (a TLS ClientHello in the same segment, PROXY-05)
+//! stays in the socket for the next reader. Parsing is the `ppp` crate's.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use ppp::{HeaderResult, PartialResult, v1, v2};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// A v1 header is at most 107 bytes (spec §2.1).
+const V1_MAX: usize = 107;
+/// v2 headers with TLVs beyond this are refused: nothing we use needs more.
+const V2_MAX: usize = 4096;
+
+/// Why a connection was closed before its greeting.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The peer closed without sending anything (a load balancer's TCP health check).
+    #[error("closed before the header")]
+    Closed,
+    /// No complete header within the deadline.
+    #[error("no PROXY header within timeouts.proxy_header")]
+    Timeout,
+    /// Not a PROXY header, or a malformed one.
+    #[error("malformed PROXY header: {0}")]
+    Malformed(String),
+    /// The socket failed.
+    #[error("socket error: {0}")]
+    Io(io::Error),
+}
+
+/// True when `peer` may send a PROXY header.
+pub fn trusted(peer: IpAddr, networks: &[IpNet]) -> bool {
+    let peer = peer.to_canonical();
+    networks.iter().any(|n| n.contains(&peer))
+}
+
+/// Reads the header and returns the client address it carries: the source address of a
+/// PROXY/TCP header, or the peer itself for v2 LOCAL and v1 UNKNOWN (health checks).
+pub async fn read_header(
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    wait: Duration,
+) -> Result<IpAddr, ProxyError> {
+    let deadline = Instant::now() + wait;
+    let mut peeked = vec![0u8; V2_MAX];
+    loop {
+        let n = tokio::time::timeout_at(deadline, tcp.peek(&mut peeked))
+            .await
+            .map_err(|_| ProxyError::Timeout)?
+            .map_err(ProxyError::Io)?;
+        if n == 0 {
+            return Err(ProxyError::Closed);
+        }
+        let (len, client) = match HeaderResult::parse(&peeked[..n]) {
+            result if result.is_incomplete() => {
+                if n >= V2_MAX {
+                    return Err(ProxyError::Malformed("header too long".into()));
+                }
+                // More is on its way; peek again shortly rather than spinning.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if Instant::now() >= deadline {
+                    return Err(ProxyError::Timeout);
+                }
+                continue;
+            }
+            HeaderResult::V1(Ok(header)) => {
+                (header.header.len(), v1_client(&header.addresses, peer))
+            }
+            HeaderResult::V2(Ok(header)) => (header.len(), v2_client(&header, peer)),
+            HeaderResult::V1(Err(e)) => return Err(ProxyError::Malformed(format!("v1: {e}"))),
+            HeaderResult::V2(Err(e)) => return Err(ProxyError::Malformed(format!("v2: {e}"))),
+        };
+        if len > V2_MAX || (len > V1_MAX && peeked[..n].starts_with(b"PROXY")) {
+            return Err(ProxyError::Malformed("header too long".into()));
+        }
+        let mut consumed = vec![0u8; len];
+        tcp.read_exact(&mut consumed)
+            .await
+            .map_err(ProxyError::Io)?;
+        return Ok(client.to_canonical());
+    }
+}
+
+fn v1_client(addresses: &v1::Addresses, peer: SocketAddr) -> IpAddr {
+    match addresses {
+        v1::Addresses::Tcp4(a) => IpAddr::V4(a.source_address),
+        v1::Addresses::Tcp6(a) => IpAddr::V6(a.source_address),
+        v1::Addresses::Unknown => peer.ip(),
+    }
+}
+
+fn v2_client(header: &v2::Header<'_>, peer: SocketAddr) -> IpAddr {
+    match (header.command, header.addresses) {
+        (v2::Command::Proxy, v2::Addresses::IPv4(a)) => IpAddr::V4(a.source_address),
+        (v2::Command::Proxy, v2::Addresses::IPv6(a)) => IpAddr::V6(a.source_address),
+        // LOCAL (the balancer's own health check), UNSPEC, UNIX: the real peer.
+        _ => peer.ip(),
+    }
+}
