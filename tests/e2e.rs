@@ -31,6 +31,7 @@ impl Running {
         let config = shipped
             .replace("127.0.0.1:2587", "127.0.0.1:0")
             .replace("127.0.0.1:2465", "127.0.0.1:0")
+            .replace("127.0.0.1:9587", "127.0.0.1:0")
             .replace("\"certs/", &format!("\"{}/", dir.path().display()))
             .replace(
                 "config/dev-keys.txt",
@@ -241,7 +242,7 @@ fn python_smtplib_documentation_and_rich_messages() {
 
     let doc = relay.record(replies["doc"].as_str().unwrap());
     assert_eq!(doc["subject"], "Docs snippet");
-    assert_eq!(doc["html"], "<h1>Hello from SendPigeon</h1>");
+    assert_eq!(doc["html"], "<h1>Hello from SendPigeon</h1>\n");
     assert!(
         doc.get("text").is_none() || doc["text"].is_null(),
         "text is never synthesised from html"

@@ -67,22 +67,28 @@ pub struct DeliveryError {
 
 impl DeliveryError {
     /// A refusal made before any upstream request (mapping, rendering).
-    pub fn new(reply: Reply, detail: impl Into<String>) -> DeliveryError {
+    pub fn new(reply: Reply, detail: impl AsRef<str>) -> DeliveryError {
         DeliveryError {
             reply,
-            detail: detail.into(),
+            detail: log_safe(detail.as_ref()),
             outcome: None,
         }
     }
 
     /// A refusal that came from an upstream request.
-    pub fn upstream(reply: Reply, detail: impl Into<String>, outcome: &'static str) -> Self {
+    pub fn upstream(reply: Reply, detail: impl AsRef<str>, outcome: &'static str) -> Self {
         DeliveryError {
             reply,
-            detail: detail.into(),
+            detail: log_safe(detail.as_ref()),
             outcome: Some(outcome),
         }
     }
+}
+
+/// Details can quote message content or API text: one escaped line, cut short, before they
+/// reach a log line.
+fn log_safe(detail: &str) -> String {
+    crate::smtp::reply::sanitize(detail, 300)
 }
 
 /// `2xx`, `4xx`, ... for an HTTP status.

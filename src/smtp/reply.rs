@@ -398,6 +398,90 @@ pub const AUTH_COOLDOWN: Reply = Reply::fixed(
     "Too many authentication failures from your address, try again later",
 );
 
+/// The top-level header section is over `limits.header_section` (adversarial DATA-11, DATA-12,
+/// MIME-08). RFC 1870 §6 uses 552 for size; 5.3.4 is "message too big for system".
+pub const HEADER_SECTION_TOO_BIG: Reply = Reply::fixed(
+    552,
+    "5.3.4",
+    "Message header section exceeds fixed maximum size",
+);
+/// More `Received:` headers than `limits.received_headers` (adversarial DATA-13; RFC 5321 §6.3
+/// asks for a hop limit; chasquid answers `554 5.4.6`).
+pub const MAIL_LOOP: Reply = Reply::fixed(
+    554,
+    "5.4.6",
+    "Too many Received headers: possible mail loop",
+);
+/// A message of zero bytes (adversarial DATA-05).
+pub const EMPTY_MESSAGE: Reply = Reply::fixed(554, "5.6.0", "Message is empty");
+/// A message whose first line is not a header field: a body without headers (DATA-05, DATA-07).
+pub const NO_HEADER_SECTION: Reply = Reply::fixed(554, "5.6.0", "Message has no header section");
+/// No `From:` and the null reverse-path `<>`: there is nobody to send as.
+pub const NO_SENDER: Reply = Reply::fixed(
+    554,
+    "5.6.0",
+    "Message has no From header and the envelope sender is empty",
+);
+/// `From:` holds a group (RFC 5322 §3.6.2 allows it only with `Sender:`; the API needs one).
+pub const FROM_GROUP: Reply = Reply::fixed(
+    554,
+    "5.6.0",
+    "From header must be a single mailbox, not a group",
+);
+/// `From:` without any address (`From: Jane`, `From: <>`, an empty field).
+pub const FROM_NO_ADDRESS: Reply = Reply::fixed(554, "5.6.0", "From header has no email address");
+/// mail-parser found nothing it could use, although the header section looked valid.
+pub const UNPARSEABLE_MESSAGE: Reply = Reply::fixed(554, "5.6.0", "Message could not be parsed");
+/// A header line that is neither `name: value` nor a folded continuation (DATA-07).
+pub fn malformed_header_line(line: usize) -> Reply {
+    Reply::dynamic(554, "5.6.0", format!("Malformed header line {line}"))
+}
+/// A header that RFC 5322 §3.6 allows once, given more than once (DATA-16).
+pub fn duplicate_header(name: &str) -> Reply {
+    Reply::dynamic(
+        554,
+        "5.6.0",
+        format!("Message has more than one {name} header"),
+    )
+}
+/// `From:` with several mailboxes (RFC 5322 §3.6.2 would need `Sender:`; the API takes one).
+pub fn from_several_mailboxes(count: usize) -> Reply {
+    Reply::dynamic(
+        554,
+        "5.6.0",
+        format!("From header has {count} mailboxes; exactly one is required"),
+    )
+}
+/// A MIME structure over one of the relay's safety caps (adversarial MIME-01..04).
+pub fn mime_limit(detail: &str) -> Reply {
+    Reply::dynamic(
+        554,
+        "5.6.0",
+        format!("MIME structure exceeds safety limit: {detail}"),
+    )
+}
+/// A multipart boundary the relay refuses to interpret (RFC 2231 form, over 998 bytes, ...).
+pub fn unsupported_boundary(detail: &str) -> Reply {
+    Reply::dynamic(554, "5.6.0", format!("Unsupported MIME boundary: {detail}"))
+}
+/// `X-SP-Track-Opens` / `X-SP-Track-Clicks` with a value other than true or false.
+pub fn invalid_tracking_value(header: &str, value: &str) -> Reply {
+    Reply::dynamic(
+        554,
+        "5.6.0",
+        format!(
+            "Invalid {header} value \"{}\": expected true or false",
+            sanitize(value, 64)
+        ),
+    )
+}
+/// `X-SP-Idempotency-Key` empty, too long, not printable ASCII, or given twice differently.
+pub const INVALID_IDEMPOTENCY_KEY: Reply = Reply::fixed(
+    554,
+    "5.6.0",
+    "Invalid X-SP-Idempotency-Key header: expected one value of 1 to 256 printable ASCII characters",
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

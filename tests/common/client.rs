@@ -53,6 +53,29 @@ impl Client {
         (c, greeting)
     }
 
+    /// Wraps a connected plaintext socket (after a PROXY header) and reads the greeting.
+    pub async fn from_tcp(tcp: TcpStream) -> Client {
+        let mut c = Client {
+            io: Box::new(tcp),
+            buf: Vec::new(),
+        };
+        let greeting = c.reply().await;
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        c
+    }
+
+    /// TLS over a connected socket (implicit TLS after a PROXY header); nothing read yet.
+    pub async fn tls_over(tcp: TcpStream, ca: &Path) -> Client {
+        let tls = tls_connector(ca, rustls::ALL_VERSIONS)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("TLS handshake");
+        Client {
+            io: Box::new(tls),
+            buf: Vec::new(),
+        }
+    }
+
     /// Connects with implicit TLS and reads the greeting.
     pub async fn tls(addr: SocketAddr, ca: &Path) -> (Client, String) {
         let tcp = TcpStream::connect(addr).await.expect("connect");

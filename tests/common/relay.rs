@@ -16,6 +16,7 @@ pub const KEY: &str = "sk_live_test_0123456789";
 pub struct TestRelay {
     pub starttls: SocketAddr,
     pub implicit: SocketAddr,
+    pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     pub relay: Arc<Relay>,
     pub shutdown: sendpigeon_relay::server::Shutdown,
@@ -63,17 +64,47 @@ impl TestRelay {
             addr(ListenerKind::Starttls).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
         let implicit =
             addr(ListenerKind::Implicit).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+        let admin_socket = sendpigeon_relay::admin::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("admin bind");
+        let admin = admin_socket.local_addr().unwrap();
         let relay = Arc::new(relay);
+        tokio::spawn(sendpigeon_relay::admin::serve(
+            admin_socket,
+            Arc::clone(&relay.metrics),
+            relay.shutdown.clone(),
+            relay.budget.clone(),
+        ));
         let shutdown = relay.shutdown.clone();
         let done = tokio::spawn(server::run(Arc::clone(&relay), bound));
         TestRelay {
             starttls,
             implicit,
+            admin,
             dir,
             relay,
             shutdown,
             done: Some(done),
         }
+    }
+
+    /// GET on the admin endpoint: (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(self.admin)
+            .await
+            .expect("admin connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tcp.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text[9..12].parse().unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
     }
 
     pub fn ca(&self) -> PathBuf {

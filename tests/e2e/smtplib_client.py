@@ -65,7 +65,7 @@ def rich(case):
     m.add_alternative(
         f'<p>Hi Jane, <img src="cid:{logo[1:-1]}"></p>', subtype="html"
     )
-    m.get_payload()[1].add_related(PNG, "image", "png", cid=logo, filename="logo.png")
+    m.get_payload()[1].add_related(PNG, "image", "png", cid=logo, filename="logo.png", disposition="inline")
     m.add_attachment(PDF, maintype="application", subtype="pdf", filename="invoice.pdf")
     return m
 
