@@ -65,6 +65,7 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
             env!("CARGO_PKG_VERSION")
         );
         tokio::spawn(watch_signals(relay.shutdown.clone()));
+        tokio::spawn(watch_hangup(Arc::clone(&relay.reloader)));
         server::run(relay, bound).await;
         tracing::info!("stopped");
         Ok(())
@@ -97,6 +98,24 @@ async fn watch_signals(shutdown: server::Shutdown) {
         } else {
             tracing::warn!("second stop signal: closing every session now");
             shutdown.force();
+        }
+    }
+}
+
+/// SIGHUP: check the certificate files now.
+async fn watch_hangup(reloader: Arc<server::Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!(
+            "cannot install the SIGHUP handler; certificates reload on file change only"
+        );
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let reloader = Arc::clone(&reloader);
+        let changed = tokio::task::spawn_blocking(move || reloader.check("SIGHUP")).await;
+        if matches!(changed, Ok(false)) {
+            tracing::info!("SIGHUP: certificate files unchanged (or still broken)");
         }
     }
 }

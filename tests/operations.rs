@@ -408,3 +408,56 @@ print(json.dumps(out))
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[tokio::test]
+async fn a_rotated_certificate_is_used_by_new_handshakes_only() {
+    // TLS-07: rotate while a session is open; then a broken pair keeps the last good one.
+    let relay =
+        TestRelay::start(|c| c.tls.reload_interval = Span(Duration::from_millis(100))).await;
+    let (mut open, auth) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert!(auth.starts_with("235"));
+    let dir = relay.dir.path();
+    let new_ca = dir.join("ca-2.pem");
+    sendpigeon_relay::server::tls::generate_development_pair(
+        &dir.join("cert.pem"),
+        &dir.join("key.pem"),
+        &new_ca,
+        "relay.test",
+    )
+    .unwrap();
+    let mut rotated = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if tls_handshake_ok(relay.implicit, &new_ca).await {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "new handshakes never used the new certificate");
+    assert!(
+        !tls_handshake_ok(relay.implicit, &relay.ca()).await,
+        "the old certificate is still served"
+    );
+    // The session opened before the rotation carries on.
+    assert_eq!(open.cmd("NOOP").await, "250 2.0.0 OK\r\n");
+    // A broken pair: refused, the last good certificate stays.
+    std::fs::write(
+        dir.join("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(tls_handshake_ok(relay.implicit, &new_ca).await);
+    assert_eq!(open.cmd("NOOP").await, "250 2.0.0 OK\r\n");
+}
+
+async fn tls_handshake_ok(addr: SocketAddr, ca: &std::path::Path) -> bool {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    common::client::tls_connector(ca, rustls::ALL_VERSIONS)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .is_ok()
+}

@@ -115,6 +115,9 @@ pub struct Tls {
     pub generate_if_missing: bool,
     /// Where the generated development CA certificate goes (clients trust this file).
     pub development_ca: PathBuf,
+    /// How often the certificate and key files are checked for changes (a renewed secret,
+    /// a Kubernetes symlink swap); SIGHUP checks at once.
+    pub reload_interval: Span,
 }
 
 impl Default for Tls {
@@ -124,6 +127,7 @@ impl Default for Tls {
             key: "certs/dev-key.pem".into(),
             generate_if_missing: false,
             development_ca: "certs/dev-ca.pem".into(),
+            reload_interval: Span::secs(30),
         }
     }
 }

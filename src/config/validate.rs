@@ -123,6 +123,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("timeouts.key_check", t.key_check),
         ("server.shutdown_grace", c.server.shutdown_grace),
         ("timeouts.proxy_header", t.proxy_header),
+        ("tls.reload_interval", c.tls.reload_interval),
         ("limits.auth_failure_window", l.auth_failure_window),
         ("limits.auth_cooldown", l.auth_cooldown),
     ] {

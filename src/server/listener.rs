@@ -26,6 +26,10 @@ pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>) -> bool {
         tracing::info!(kind = ?bound.kind, address = %bound.address, "listening");
         loops.spawn(accept_loop(Arc::clone(&relay), bound));
     }
+    tokio::spawn(
+        Arc::clone(&relay.reloader)
+            .watch(relay.config.tls.reload_interval.0, relay.shutdown.clone()),
+    );
     relay.shutdown.set_ready();
     relay.shutdown.draining().await;
     let grace = relay.config.server.shutdown_grace.0;

@@ -5,6 +5,7 @@ mod abuse;
 mod connection;
 mod listener;
 mod proxy;
+mod reload;
 mod shutdown;
 mod stream;
 pub mod tls;
@@ -17,6 +18,7 @@ use tokio::sync::Semaphore;
 
 pub use abuse::{Abuse, AbusePolicy, Refusal};
 pub use listener::run;
+pub use reload::Reloader;
 pub use shutdown::Shutdown;
 
 use crate::auth::{ApiKeys, Authenticator, CachePolicy, KeysFile};
@@ -48,6 +50,8 @@ pub struct Relay {
     pub shutdown: Shutdown,
     /// Per-client-address connection counts and AUTH-failure cool-downs.
     pub abuse: Arc<Abuse>,
+    /// Reloads the certificate on SIGHUP and when its files change.
+    pub reloader: Arc<Reloader>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -121,7 +125,13 @@ impl Relay {
                     .map_err(|e| ConfigError::new("auth.keys_file", e))?,
             ),
         };
+        let reloader = Arc::new(Reloader::new(
+            t.certificate.clone(),
+            t.key.clone(),
+            Arc::clone(&tls.certs),
+        ));
         Ok(Relay {
+            reloader,
             session: Arc::new(config.session_config()),
             budget: MemoryBudget::new(config.limits.memory_budget.bytes()),
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
