@@ -49,7 +49,9 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
         };
         let relay = Arc::new(relay);
         if let Some(listener) = admin {
-            tracing::info!(address = ?listener.local_addr().ok(), "admin endpoint listening");
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "admin endpoint listening");
+            }
             tokio::spawn(admin::serve(
                 listener,
                 Arc::clone(&relay.metrics),

@@ -3,6 +3,8 @@
 //! non-ASCII subject, the tracking headers), with the outbox JSON checked field by field.
 //! Needs `swaks` and `python3` (`.ci/run` installs swaks).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +19,7 @@ struct Running {
     child: Child,
     starttls: u16,
     implicit: u16,
+    admin: u16,
     dir: tempfile::TempDir,
     logs: Arc<Mutex<String>>,
 }
@@ -52,15 +55,25 @@ impl Running {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut starttls, mut implicit) = (0, 0);
+        let (mut starttls, mut implicit, mut admin) = (0, 0, 0);
         let logs = Arc::new(Mutex::new(String::new()));
-        while starttls == 0 || implicit == 0 {
+        while starttls == 0 || implicit == 0 || admin == 0 {
             let line = lines
                 .next()
                 .expect("relay exited before listening")
                 .unwrap();
             logs.lock().unwrap().push_str(&line);
             let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if event["message"] == "admin endpoint listening" {
+                admin = event["address"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            }
             if event["message"] == "listening" {
                 let port = event["address"]
                     .as_str()
@@ -88,6 +101,7 @@ impl Running {
             child,
             starttls,
             implicit,
+            admin,
             dir,
             logs,
         }
@@ -337,4 +351,76 @@ fn python_smtplib_documentation_and_rich_messages() {
             .unwrap();
         assert!(bytes.starts_with(b"%PDF-1.4\n") && bytes.ends_with(b"%%EOF\n"));
     }
+}
+
+/// GET on the admin endpoint; the status code.
+fn admin_status(port: u16, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = tcp.read_to_string(&mut text);
+    text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn sigterm_drains_then_the_process_exits_zero() {
+    use common::client::{Client, plain};
+    let mut relay = Running::start();
+    assert_eq!(admin_status(relay.admin, "/readyz"), 200);
+    let addr = format!("127.0.0.1:{}", relay.starttls).parse().unwrap();
+    let (mut idle, _) = Client::plain(addr).await;
+    let (mut busy, _) = Client::plain(addr).await;
+    busy.cmd("EHLO client.example").await;
+    busy.cmd("STARTTLS").await;
+    let mut busy = busy.upgrade(&relay.ca()).await;
+    busy.cmd("EHLO client.example").await;
+    assert!(
+        busy.cmd(&format!("AUTH PLAIN {}", plain(DEV_KEY)))
+            .await
+            .starts_with("235")
+    );
+    busy.cmd("MAIL FROM:<s@sender.example>").await;
+    busy.cmd("RCPT TO:<r@rcpt.example>").await;
+    busy.cmd("DATA").await;
+    busy.send("Subject: in flight\r\n\r\nfirst half\r\n").await;
+
+    let pid = relay.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(idle.reply().await, "421 4.3.2 Service shutting down\r\n");
+    assert_eq!(admin_status(relay.admin, "/readyz"), 503);
+    assert_eq!(admin_status(relay.admin, "/healthz"), 200);
+    busy.send("second half\r\n.\r\n").await;
+    assert!(busy.reply().await.starts_with("250 2.0.0 OK: queued as "));
+    assert_eq!(
+        busy.cmd("NOOP").await,
+        "421 4.3.2 Service shutting down\r\n"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = relay.child.wait().unwrap();
+        (status, relay)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0));
+    // The log reader thread may still be catching up with the last lines.
+    let mut logs = String::new();
+    for _ in 0..40 {
+        logs = status.1.logs.lock().unwrap().clone();
+        if logs.contains("drained: every session ended") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(logs.contains("drained: every session ended"), "{logs}");
 }
