@@ -22,6 +22,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// before the grace period ran out.
 pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>) -> bool {
     let mut loops = JoinSet::new();
+    // Every listener is already bound: ready from here on.
+    relay.shutdown.set_ready();
     for bound in listeners {
         tracing::info!(kind = ?bound.kind, address = %bound.address, "listening");
         loops.spawn(accept_loop(Arc::clone(&relay), bound));
@@ -30,7 +32,6 @@ pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>) -> bool {
         Arc::clone(&relay.reloader)
             .watch(relay.config.tls.reload_interval.0, relay.shutdown.clone()),
     );
-    relay.shutdown.set_ready();
     relay.shutdown.draining().await;
     let grace = relay.config.server.shutdown_grace.0;
     tracing::info!(grace = ?grace, "draining: refusing new sessions, finishing open ones");
