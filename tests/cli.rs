@@ -270,8 +270,14 @@ fn the_production_configuration_checks() {
 #[test]
 fn the_kubernetes_configuration_checks() {
     // The relay.toml embedded in deploy/kubernetes/configmap.yaml is a valid configuration.
-    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes/configmap.yaml")).unwrap();
-    let start = yaml.find("relay.toml: |").expect("relay.toml in the ConfigMap");
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/configmap.yaml"
+    ))
+    .unwrap();
+    let start = yaml
+        .find("relay.toml: |")
+        .expect("relay.toml in the ConfigMap");
     let toml: String = yaml[start..]
         .lines()
         .skip(1)
@@ -281,11 +287,19 @@ fn the_kubernetes_configuration_checks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.toml");
     std::fs::write(&path, toml).unwrap();
-    let out = relay().arg("check-config").arg("--config").arg(&path).output().unwrap();
+    let out = relay()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("proxy_protocol = true"), "{stdout}");
     // Same for the image's own configuration.
-    let out = relay().args(["check-config", "--config", "config/container.toml"]).output().unwrap();
+    let out = relay()
+        .args(["check-config", "--config", "config/container.toml"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }

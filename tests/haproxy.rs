@@ -80,9 +80,7 @@ async fn submit(mut c: Client) -> String {
             .await
             .starts_with("235")
     );
-    c.cmd("MAIL FROM:<s@sender.example>").await;
-    c.cmd("RCPT TO:<r@rcpt.example>").await;
-    c.cmd("DATA").await;
+    c.begin_message().await;
     c.send("From: s@sender.example\r\nSubject: via haproxy\r\n\r\nhi\r\n.\r\n")
         .await;
     let reply = c.reply().await;

@@ -30,13 +30,7 @@ async fn relay_for(
 
 /// MAIL, RCPT, DATA, the message, the final reply.
 async fn send(c: &mut Client, message: &str) -> String {
-    assert!(
-        c.cmd("MAIL FROM:<s@sender.example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(c.cmd("RCPT TO:<r@rcpt.example>").await.starts_with("250"));
-    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.begin_message().await;
     c.send(format!("{message}.\r\n")).await;
     c.reply().await
 }

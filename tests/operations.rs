@@ -53,9 +53,7 @@ async fn submit_after_header(relay: &TestRelay, tcp: TcpStream) -> serde_json::V
             .await
             .starts_with("235")
     );
-    c.cmd("MAIL FROM:<s@sender.example>").await;
-    c.cmd("RCPT TO:<r@rcpt.example>").await;
-    c.cmd("DATA").await;
+    c.begin_message().await;
     c.send(MESSAGE).await;
     let reply = c.reply().await;
     let id = reply.trim_end().rsplit(' ').next().unwrap().to_string();
@@ -145,9 +143,7 @@ async fn a_proxy_header_and_a_client_hello_in_one_segment() {
             .await
             .starts_with("235")
     );
-    c.cmd("MAIL FROM:<s@sender.example>").await;
-    c.cmd("RCPT TO:<r@rcpt.example>").await;
-    c.cmd("DATA").await;
+    c.begin_message().await;
     c.send(MESSAGE).await;
     assert!(c.reply().await.starts_with("250 "));
     assert_eq!(relay.messages()[0]["source"]["client_ip"], "198.51.100.9");
@@ -219,9 +215,7 @@ async fn a_proxy_line_mid_session_is_just_an_unknown_command() {
         let mut c = c.upgrade(&relay.ca()).await;
         c.cmd("EHLO client.example").await;
         c.cmd(&format!("AUTH PLAIN {}", plain(KEY))).await;
-        c.cmd("MAIL FROM:<s@sender.example>").await;
-        c.cmd("RCPT TO:<r@rcpt.example>").await;
-        c.cmd("DATA").await;
+        c.begin_message().await;
         c.send(MESSAGE).await;
         c.reply().await;
         relay.messages().remove(0)
@@ -313,9 +307,7 @@ async fn the_admin_endpoint_and_metrics_that_move() {
     assert_eq!(relay.admin_get("/readyz").await.0, 200);
     let before = parse_metrics(&relay.admin_get("/metrics").await.1);
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
-    c.cmd("MAIL FROM:<s@sender.example>").await;
-    c.cmd("RCPT TO:<r@rcpt.example>").await;
-    c.cmd("DATA").await;
+    c.begin_message().await;
     c.send(MESSAGE).await;
     assert!(c.reply().await.starts_with("250 "));
     let (_busy, refused) = Client::plain(relay.starttls).await;

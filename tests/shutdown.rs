@@ -14,16 +14,6 @@ use serde_json::json;
 
 const SHUTTING_DOWN: &str = "421 4.3.2 Service shutting down\r\n";
 
-async fn start_transaction(c: &mut Client) {
-    assert!(
-        c.cmd("MAIL FROM:<s@sender.example>")
-            .await
-            .starts_with("250")
-    );
-    assert!(c.cmd("RCPT TO:<r@rcpt.example>").await.starts_with("250"));
-    assert!(c.cmd("DATA").await.starts_with("354"));
-}
-
 #[tokio::test]
 async fn an_idle_session_gets_421_at_once_and_the_drain_is_clean() {
     // SHUT-01.
@@ -45,7 +35,7 @@ async fn a_transfer_in_flight_finishes_then_gets_421() {
     let mut relay =
         TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(10))).await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
-    start_transaction(&mut c).await;
+    c.begin_message().await;
     c.send("Subject: during the drain\r\n\r\nfirst half\r\n")
         .await;
     relay.shutdown.drain();
@@ -67,7 +57,7 @@ async fn the_grace_period_ends_a_stalled_transfer_with_421_and_nothing_sent() {
     let mut relay =
         TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(400))).await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
-    start_transaction(&mut c).await;
+    c.begin_message().await;
     c.send("Subject: never finished\r\n\r\npart").await;
     relay.shutdown.drain();
     let (closed, seen) = c.closed_within(Duration::from_secs(3)).await;
@@ -90,7 +80,7 @@ async fn a_slow_upstream_past_the_grace_period_is_never_answered_250() {
     })
     .await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
-    start_transaction(&mut c).await;
+    c.begin_message().await;
     c.send("Subject: slow\r\n\r\nhello\r\n.\r\n").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     relay.shutdown.drain();
@@ -106,7 +96,7 @@ async fn a_second_signal_closes_everything_at_once() {
     let mut relay =
         TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(30))).await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
-    start_transaction(&mut c).await;
+    c.begin_message().await;
     c.send("Subject: x\r\n\r\npart").await;
     relay.shutdown.drain();
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -13,18 +13,7 @@ const MESSAGE: &str =
     "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\r\nHello\r\n.\r\n";
 
 async fn send_one(c: &mut Client) -> String {
-    assert_eq!(
-        c.cmd("MAIL FROM:<s@sender.example>").await,
-        "250 2.1.0 Sender OK\r\n"
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<r@rcpt.example>").await,
-        "250 2.1.5 Recipient OK\r\n"
-    );
-    assert_eq!(
-        c.cmd("DATA").await,
-        "354 End data with <CR><LF>.<CR><LF>\r\n"
-    );
+    c.begin_message().await;
     c.send(MESSAGE).await;
     c.reply().await
 }

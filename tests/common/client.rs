@@ -172,6 +172,23 @@ impl Client {
             .is_err()
     }
 
+    /// MAIL FROM `s@sender.example`, RCPT TO `r@rcpt.example`, DATA: checks each exact
+    /// reply, leaving the session waiting for message data.
+    pub async fn begin_message(&mut self) {
+        assert_eq!(
+            self.cmd("MAIL FROM:<s@sender.example>").await,
+            "250 2.1.0 Sender OK\r\n"
+        );
+        assert_eq!(
+            self.cmd("RCPT TO:<r@rcpt.example>").await,
+            "250 2.1.5 Recipient OK\r\n"
+        );
+        assert_eq!(
+            self.cmd("DATA").await,
+            "354 End data with <CR><LF>.<CR><LF>\r\n"
+        );
+    }
+
     /// Upgrades after a `220` to STARTTLS.
     pub async fn upgrade(self, ca: &Path) -> Client {
         self.upgrade_with(ca, rustls::ALL_VERSIONS).await
