@@ -82,9 +82,15 @@ smoke() {
   grep -v '^#' config/dev-keys.txt >"$data/keys/keys.txt"
   chown 65532:65532 "$data/outbox"
   podman rm -f "$name" >/dev/null 2>&1 || true
+  local smtp submissions admin
+  read -r smtp submissions admin < <(python3 -c 'import socket
+ports = []
+for _ in range(3):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ports.append(s); 
+print(*[s.getsockname()[1] for s in ports])')
   echo "== podman run (non-root, outbox upstream, keys file)"
   podman run -d --name "$name" \
-    -p 127.0.0.1:12587:2587 -p 127.0.0.1:12465:2465 -p 127.0.0.1:19587:9587 \
+    -p "127.0.0.1:$smtp:2587" -p "127.0.0.1:$submissions:2465" -p "127.0.0.1:$admin:9587" \
     -v "$data/tls:/etc/sendpigeon-relay/tls:ro" -v "$data/keys:/etc/sendpigeon-relay/keys:ro" \
     -v "$data/outbox:/var/lib/sendpigeon-relay/outbox" \
     -e SENDPIGEON_RELAY_UPSTREAM=outbox:/var/lib/sendpigeon-relay/outbox \
@@ -92,14 +98,13 @@ smoke() {
     "$IMAGE" >/dev/null
   trap 'podman logs '"$name"' 2>&1 | tail -20; podman rm -f '"$name"' >/dev/null 2>&1' ERR
   for _ in $(seq 50); do
-    curl -fsS http://127.0.0.1:19587/readyz >/dev/null 2>&1 && break
+    curl -fsS http://127.0.0.1:$admin/readyz >/dev/null 2>&1 && break
     sleep 0.2
   done
-  curl -fsS http://127.0.0.1:19587/readyz
-  [ "$(podman exec "$name" /usr/local/bin/sendpigeon-relay --version 2>/dev/null || podman inspect -f '{{.Config.User}}' "$name")" != "" ]
+  curl -fsS http://127.0.0.1:$admin/readyz
   [ "$(podman inspect -f '{{.Config.User}}' "$name")" = "65532:65532" ]
   echo "== swaks through the container (STARTTLS and implicit TLS)"
-  for mode in "--server 127.0.0.1:12587 --tls" "--server 127.0.0.1:12465 --tlsc"; do
+  for mode in "--server 127.0.0.1:$smtp --tls" "--server 127.0.0.1:$submissions --tlsc"; do
     # shellcheck disable=SC2086
     swaks $mode --auth-user apikey --auth-password sk_live_dev_sendpigeon_local_0001 \
       --from hello@yourdomain.com --to test@example.com \
@@ -109,7 +114,7 @@ smoke() {
     grep -q '"subject":"Test SMTP"' "$data/outbox/$id.json"
     echo "queued as $id, outbox file written"
   done
-  curl -fsS http://127.0.0.1:19587/metrics | grep '^sendpigeon_relay_messages_accepted_total 2'
+  curl -fsS http://127.0.0.1:$admin/metrics | grep '^sendpigeon_relay_messages_accepted_total 2'
   echo "== SIGTERM (podman stop)"
   podman stop -t 30 "$name" >/dev/null
   code=$(podman inspect -f '{{.State.ExitCode}}' "$name")
