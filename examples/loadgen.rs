@@ -36,6 +36,7 @@ struct Args {
     messages: usize,
     size: usize,
     implicit: bool,
+    attachment: bool,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Args {
@@ -48,9 +49,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Args {
         messages: 2000,
         size: 4096,
         implicit: false,
+        attachment: false,
     };
     while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| panic!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "--target" => a.target = value(),
             "--ca" => a.ca = value(),
@@ -60,6 +65,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Args {
             "--messages" => a.messages = value().parse().expect("number"),
             "--size" => a.size = value().parse().expect("number"),
             "--implicit" => a.implicit = true,
+            "--attachment" => a.attachment = true,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -70,9 +76,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Args {
 async fn main() {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("mock-api") => mock_api(&args.next().unwrap_or_else(|| "127.0.0.1:18080".into())).await,
+        Some("mock-api") => {
+            mock_api(&args.next().unwrap_or_else(|| "127.0.0.1:18080".into())).await
+        }
         Some("send") => send(parse(args)).await,
-        _ => eprintln!("usage: loadgen mock-api ADDR | loadgen send [flags]"),
+        Some("idle") => idle(parse(args)).await,
+        _ => {
+            eprintln!("usage: loadgen mock-api ADDR | loadgen send [flags] | loadgen idle [flags]")
+        }
     }
 }
 
@@ -80,7 +91,10 @@ async fn mock_api(addr: &str) {
     use axum::routing::{get, post};
     let counter = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new()
-        .route("/v1/api-keys/current", get(|| async { "{\"key_id\":\"key_1\"}" }))
+        .route(
+            "/v1/api-keys/current",
+            get(|| async { "{\"key_id\":\"key_1\"}" }),
+        )
         .route(
             "/v1/emails",
             post(move |body: axum::body::Bytes| {
@@ -90,14 +104,39 @@ async fn mock_api(addr: &str) {
                     format!("{{\"id\":\"em_{n}\"}}")
                 }
             }),
-        );
+        )
+        // Bodies of 25 MB messages are ~35 MB of JSON.
+        .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     eprintln!("mock API on {addr}");
     axum::serve(listener, app).await.expect("serve");
 }
 
-fn message(size: usize) -> Vec<u8> {
-    let mut m = b"From: Load <load@sender.example>\r\nTo: r@rcpt.example\r\nSubject: load\r\n\r\n".to_vec();
+/// A text message of about `size` bytes, or (with `attachment`) a short text part and a
+/// base64 PDF-typed attachment making up the rest, as large transactional mails are.
+fn message(size: usize, attachment: bool) -> Vec<u8> {
+    let mut m =
+        b"From: Load <load@sender.example>\r\nTo: r@rcpt.example\r\nSubject: load\r\n".to_vec();
+    if attachment {
+        m.extend_from_slice(b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\n\r\n");
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let raw: Vec<u8> = (0..size.saturating_sub(600) / 4 * 3)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+        for chunk in encoded.as_bytes().chunks(76) {
+            m.extend_from_slice(chunk);
+            m.extend_from_slice(b"\r\n");
+        }
+        m.extend_from_slice(b"--b1--\r\n.\r\n");
+        return m;
+    }
+    m.extend_from_slice(b"\r\n");
     let line = [vec![b'x'; 76], b"\r\n".to_vec()].concat();
     while m.len() + line.len() <= size {
         m.extend_from_slice(&line);
@@ -107,31 +146,30 @@ fn message(size: usize) -> Vec<u8> {
 }
 
 async fn send(a: Args) {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&a.ca).expect("--ca") {
-        roots.add(cert.expect("ca")).expect("ca");
-    }
-    let tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let tls = client_config(&a.ca);
     let a = Arc::new(a);
-    let body = Arc::new(message(a.size));
+    let body = Arc::new(message(a.size, a.attachment));
     let sent = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(a.messages)));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.connections {
-        let (a, tls, body, sent, latencies) = (a.clone(), tls.clone(), body.clone(), sent.clone(), latencies.clone());
+        let (a, tls, body, sent, latencies, failures) = (
+            a.clone(),
+            tls.clone(),
+            body.clone(),
+            sent.clone(),
+            latencies.clone(),
+            failures.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            while sent.load(Ordering::Relaxed) < a.messages {
+            while sent.load(Ordering::Relaxed) < a.messages && failures.load(Ordering::Relaxed) < 10
+            {
                 if let Err(e) = session(&a, &tls, &body, &sent, &mut mine).await {
                     eprintln!("session failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
             latencies.lock().await.extend(mine);
@@ -143,8 +181,16 @@ async fn send(a: Args) {
     let elapsed = started.elapsed().as_secs_f64();
     let mut l = latencies.lock().await.clone();
     l.sort();
-    let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     let n = l.len();
+    let failed = failures.load(Ordering::Relaxed);
+    if failed > 0 {
+        println!("{failed} sessions failed: the numbers below are not a clean run");
+    }
     println!(
         "messages {n} in {elapsed:.2} s: {:.0} msg/s, {:.1} MB/s; end-of-data latency p50 {:.2} ms, p99 {:.2} ms",
         n as f64 / elapsed,
@@ -154,6 +200,37 @@ async fn send(a: Args) {
     );
 }
 
+/// Opens `--connections` authenticated sessions and keeps them idle (for memory per idle
+/// session), printing "ready" once all are up; runs until killed.
+async fn idle(a: Args) {
+    let tls = client_config(&a.ca);
+    let mut held = Vec::new();
+    for _ in 0..a.connections {
+        match open(&a, &tls).await {
+            Ok(io) => held.push(io),
+            Err(e) => eprintln!("session failed: {e}"),
+        }
+    }
+    println!("ready: {} idle authenticated sessions", held.len());
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+fn client_config(ca: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("--ca") {
+        roots.add(cert.expect("ca")).expect("ca");
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
 async fn session(
     a: &Args,
     tls: &Arc<rustls::ClientConfig>,
@@ -161,32 +238,7 @@ async fn session(
     sent: &AtomicUsize,
     latencies: &mut Vec<Duration>,
 ) -> std::io::Result<()> {
-    let connector = tokio_rustls::TlsConnector::from(tls.clone());
-    let name = ServerName::try_from("localhost").expect("name");
-    let tcp = TcpStream::connect(&a.target).await?;
-    tcp.set_nodelay(true)?;
-    let mut io: BufReader<Dyn> = if a.implicit {
-        BufReader::new(Box::new(connector.connect(name, tcp).await?))
-    } else {
-        let mut plain = BufReader::new(tcp);
-        reply(&mut plain).await?;
-        plain.get_mut().write_all(b"EHLO load.example\r\nSTARTTLS\r\n").await?;
-        reply(&mut plain).await?;
-        reply(&mut plain).await?;
-        let tcp = plain.into_inner();
-        let mut io: BufReader<Dyn> = BufReader::new(Box::new(connector.connect(name, tcp).await?));
-        io.get_mut().write_all(b"EHLO load.example\r\n").await?;
-        reply(&mut io).await?;
-        io
-    };
-    if a.implicit {
-        reply(&mut io).await?;
-        io.get_mut().write_all(b"EHLO load.example\r\n").await?;
-        reply(&mut io).await?;
-    }
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0apikey\0{}", a.key));
-    io.get_mut().write_all(format!("AUTH PLAIN {auth}\r\n").as_bytes()).await?;
-    expect(&mut io, "235").await?;
+    let mut io = open(a, tls).await?;
     for _ in 0..a.per_connection {
         if sent.fetch_add(1, Ordering::Relaxed) >= a.messages {
             break;
@@ -194,17 +246,54 @@ async fn session(
         io.get_mut()
             .write_all(b"MAIL FROM:<load@sender.example>\r\nRCPT TO:<r@rcpt.example>\r\nDATA\r\n")
             .await?;
+        io.get_mut().flush().await?;
         expect(&mut io, "250").await?;
         expect(&mut io, "250").await?;
         expect(&mut io, "354").await?;
         io.get_mut().write_all(body).await?;
+        // TLS buffers records until flushed: without this the end of data may never leave.
+        io.get_mut().flush().await?;
         let t = Instant::now();
         expect(&mut io, "250").await?;
         latencies.push(t.elapsed());
     }
     io.get_mut().write_all(b"QUIT\r\n").await?;
+    io.get_mut().flush().await?;
     let _ = reply(&mut io).await;
     Ok(())
+}
+
+/// Connects, reaches TLS (STARTTLS or implicit) and authenticates.
+async fn open(a: &Args, tls: &Arc<rustls::ClientConfig>) -> std::io::Result<BufReader<Dyn>> {
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
+    let name = ServerName::try_from("localhost").expect("name");
+    let tcp = TcpStream::connect(&a.target).await?;
+    tcp.set_nodelay(true)?;
+    let mut io: BufReader<Dyn> = if a.implicit {
+        let mut io: BufReader<Dyn> = BufReader::new(Box::new(connector.connect(name, tcp).await?));
+        reply(&mut io).await?;
+        io
+    } else {
+        let mut plain = BufReader::new(tcp);
+        reply(&mut plain).await?;
+        plain
+            .get_mut()
+            .write_all(b"EHLO load.example\r\nSTARTTLS\r\n")
+            .await?;
+        reply(&mut plain).await?;
+        reply(&mut plain).await?;
+        BufReader::new(Box::new(connector.connect(name, plain.into_inner()).await?))
+    };
+    io.get_mut().write_all(b"EHLO load.example\r\n").await?;
+    io.get_mut().flush().await?;
+    reply(&mut io).await?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0apikey\0{}", a.key));
+    io.get_mut()
+        .write_all(format!("AUTH PLAIN {auth}\r\n").as_bytes())
+        .await?;
+    io.get_mut().flush().await?;
+    expect(&mut io, "235").await?;
+    Ok(io)
 }
 
 async fn reply<R: AsyncBufReadExt + Unpin>(r: &mut R) -> std::io::Result<String> {

@@ -354,10 +354,13 @@ impl Connection {
         let shutdown = &self.relay.shutdown;
         // Draining closes a session between transactions; forcing closes any.
         let idle = session.is_idle() && self.buf.is_empty();
+        // Biased: once draining, an idle session closes even if its next command is already
+        // readable (otherwise a random pick could still answer it).
         let read = tokio::select! {
-            read = timeout_at(deadline, stream.read_buf(&mut self.buf)) => read,
-            _ = shutdown.draining(), if idle => return Ok(Read::ShuttingDown),
+            biased;
             _ = shutdown.forced() => return Ok(Read::ShuttingDown),
+            _ = shutdown.draining(), if idle => return Ok(Read::ShuttingDown),
+            read = timeout_at(deadline, stream.read_buf(&mut self.buf)) => read,
         };
         match read {
             Err(_) => Ok(Read::TimedOut),
