@@ -1,6 +1,7 @@
 //! Shared test support.
 #![allow(dead_code)]
 pub mod client;
+pub mod clients;
 pub mod mock_api;
 pub mod relay;
 pub mod transcript;
