@@ -354,3 +354,53 @@ async fn one_stuck_session_does_not_hold_up_others() {
     }
     assert_eq!(relay.messages().len(), 8);
 }
+
+#[tokio::test]
+async fn an_rsa_certificate_chain_is_served_too() {
+    // The development generator makes ECDSA; production chains are often RSA.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("rsa.crt"), dir.path().join("rsa.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (c2, k2) = (cert.clone(), key.clone());
+    let relay = TestRelay::start(move |c| {
+        c.tls.generate_if_missing = false;
+        c.tls.certificate = c2;
+        c.tls.key = k2;
+    })
+    .await;
+    let (mut c, greeting) = Client::tls(relay.implicit, &cert).await;
+    assert!(greeting.starts_with("220 "));
+    assert!(
+        c.cmd("EHLO client.example")
+            .await
+            .contains("AUTH PLAIN LOGIN")
+    );
+}
