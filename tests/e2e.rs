@@ -28,6 +28,11 @@ impl Running {
     /// Starts the binary on free loopback ports with the shipped development settings,
     /// its certificates and outbox in a temporary directory, JSON logs.
     fn start() -> Running {
+        Running::start_under(&[])
+    }
+
+    /// Starts the binary through `wrapper` (e.g. `prlimit --nofile=...`).
+    fn start_under(wrapper: &[&str]) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let shipped = std::fs::read_to_string(root.join("config/relay.toml")).unwrap();
@@ -47,7 +52,16 @@ impl Running {
             .replace("format = \"text\"", "format = \"json\"");
         let path = dir.path().join("relay.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sendpigeon-relay"))
+        let binary = env!("CARGO_BIN_EXE_sendpigeon-relay");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&path)
             .env("RUST_LOG", "debug")
@@ -469,4 +483,32 @@ async fn sighup_reloads_the_certificate() {
     }
     assert!(reloaded, "SIGHUP did not reload the certificate");
     assert!(!handshake(relay.ca()).await);
+}
+
+#[tokio::test]
+async fn the_accept_loop_survives_running_out_of_file_descriptors() {
+    // RES-03: with 64 descriptors, 80 connections exhaust them; accept fails with EMFILE,
+    // backs off, and serves again once descriptors are free.
+    let relay = Running::start_under(&["prlimit", "--nofile=64:64"]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", relay.starttls).parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (mut c, greeting) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        common::client::Client::plain(addr),
+    )
+    .await
+    .expect("a greeting once descriptors are free");
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK\r\n");
+    let logs = relay.logs.lock().unwrap().clone();
+    assert!(
+        logs.contains("accept failed"),
+        "EMFILE was never hit: {logs}"
+    );
 }
