@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
 
-use super::proxy::{self, ProxyError};
+use super::proxy;
 use super::stream::Stream;
 use super::tls::version_name;
 use super::{ListenerInfo, Refusal, Relay};
@@ -67,7 +67,7 @@ pub(super) async fn handle(
     );
     async move {
         let client_ip = if listener.proxy_protocol {
-            match proxy_client(&relay, &mut tcp, peer, &listener).await {
+            match proxy::client_address(&relay, &mut tcp, peer, &listener).await {
                 Some(ip) => ip,
                 None => return,
             }
@@ -111,40 +111,6 @@ pub(super) async fn handle(
     }
     .instrument(span)
     .await;
-}
-
-/// Reads the PROXY header from a trusted peer; `None` means close (already logged).
-async fn proxy_client(
-    relay: &Relay,
-    tcp: &mut TcpStream,
-    peer: SocketAddr,
-    listener: &ListenerInfo,
-) -> Option<IpAddr> {
-    let rejected = |reason: &str| relay.metrics.rejected.with_label_values(&[reason]).inc();
-    if !proxy::trusted(peer.ip(), &listener.trusted_proxies) {
-        rejected("untrusted_proxy");
-        tracing::warn!(
-            "closed: this listener needs a PROXY header and the peer is not in trusted_proxies"
-        );
-        return None;
-    }
-    let wait = relay.config.timeouts.proxy_header.0;
-    let header = tokio::select! {
-        header = proxy::read_header(tcp, peer, wait) => header,
-        _ = relay.shutdown.forced() => return None,
-    };
-    match header {
-        Ok(ip) => Some(ip),
-        Err(ProxyError::Closed) => {
-            tracing::debug!("closed before a PROXY header (a health check)");
-            None
-        }
-        Err(e) => {
-            rejected("proxy_header");
-            tracing::warn!(error = %e, "closed: missing or malformed PROXY header");
-            None
-        }
-    }
 }
 
 struct Connection {

@@ -17,6 +17,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::{ListenerInfo, Relay};
+
 /// A v1 header is at most 107 bytes (spec §2.1).
 const V1_MAX: usize = 107;
 /// v2 headers with TLVs beyond this are refused: nothing we use needs more.
@@ -106,5 +108,39 @@ fn v2_client(header: &v2::Header<'_>, peer: SocketAddr) -> IpAddr {
         (v2::Command::Proxy, v2::Addresses::IPv6(a)) => IpAddr::V6(a.source_address),
         // LOCAL (the balancer's own health check), UNSPEC, UNIX: the real peer.
         _ => peer.ip(),
+    }
+}
+
+/// Reads the PROXY header from a trusted peer; `None` means close (already logged).
+pub(super) async fn client_address(
+    relay: &Relay,
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerInfo,
+) -> Option<IpAddr> {
+    let rejected = |reason: &str| relay.metrics.rejected.with_label_values(&[reason]).inc();
+    if !trusted(peer.ip(), &listener.trusted_proxies) {
+        rejected("untrusted_proxy");
+        tracing::warn!(
+            "closed: this listener needs a PROXY header and the peer is not in trusted_proxies"
+        );
+        return None;
+    }
+    let wait = relay.config.timeouts.proxy_header.0;
+    let header = tokio::select! {
+        header = read_header(tcp, peer, wait) => header,
+        _ = relay.shutdown.forced() => return None,
+    };
+    match header {
+        Ok(ip) => Some(ip),
+        Err(ProxyError::Closed) => {
+            tracing::debug!("closed before a PROXY header (a health check)");
+            None
+        }
+        Err(e) => {
+            rejected("proxy_header");
+            tracing::warn!(error = %e, "closed: missing or malformed PROXY header");
+            None
+        }
     }
 }
