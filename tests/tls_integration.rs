@@ -404,3 +404,38 @@ async fn an_rsa_certificate_chain_is_served_too() {
             .contains("AUTH PLAIN LOGIN")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_1_1_and_older_are_refused() {
+    // TLS-01: openssl, allowed to offer TLS 1.1 (security level 0), is refused by the server;
+    // the same client with TLS 1.2 gets through, so the refusal is the server's.
+    let relay = TestRelay::start(|_| {}).await;
+    let address = relay.implicit.to_string();
+    let handshake = move |version: &'static str| {
+        let address = address.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("openssl")
+                .args([
+                    "s_client",
+                    "-connect",
+                    &address,
+                    version,
+                    "-cipher",
+                    "DEFAULT@SECLEVEL=0",
+                ])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("openssl");
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let old = handshake("-tls1_1").await.unwrap();
+    assert!(old.contains("alert"), "{old}");
+    assert!(!old.contains("New, TLSv1.1"), "{old}");
+    let current = handshake("-tls1_2").await.unwrap();
+    assert!(current.contains("New, TLSv1.2"), "{current}");
+}
