@@ -31,6 +31,10 @@ COPY --from=build /out/relay.toml /etc/sendpigeon-relay/relay.toml
 COPY --from=build --chown=65532:65532 /out/var-lib /var/lib/sendpigeon-relay
 USER 65532:65532
 ENV SENDPIGEON_RELAY_CONFIG=/etc/sendpigeon-relay/relay.toml
+# A fixed glibc mmap threshold: message-sized buffers go back to the system when freed
+# instead of piling up in per-thread arenas (peak memory on 10 MiB messages 2.1x instead of
+# 4.6x the bytes in flight; README "Performance").
+ENV MALLOC_MMAP_THRESHOLD_=1048576
 EXPOSE 2587 2465 9587
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/sendpigeon-relay"]
