@@ -79,24 +79,10 @@ impl Running {
             logs.lock().unwrap().push_str(&line);
             let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if event["message"] == "admin endpoint listening" {
-                admin = event["address"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                admin = port_of(&event);
             }
             if event["message"] == "listening" {
-                let port = event["address"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let port = port_of(&event);
                 match event["kind"].as_str() {
                     Some("Starttls") => starttls = port,
                     _ => implicit = port,
@@ -365,6 +351,16 @@ fn python_smtplib_documentation_and_rich_messages() {
             .unwrap();
         assert!(bytes.starts_with(b"%PDF-1.4\n") && bytes.ends_with(b"%%EOF\n"));
     }
+}
+
+/// The port of the `address` field of a "listening" log event.
+fn port_of(event: &Value) -> u16 {
+    let address = event["address"].as_str().expect("address in the log event");
+    address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
 }
 
 /// GET on the admin endpoint; the status code.

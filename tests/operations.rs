@@ -43,7 +43,11 @@ async fn read_all(tcp: &mut TcpStream) -> Vec<u8> {
 
 /// Submits one message over a connection that already sent its PROXY header.
 async fn submit_after_header(relay: &TestRelay, tcp: TcpStream) -> serde_json::Value {
-    let mut c = Client::from_tcp(tcp).await;
+    submit_on(relay, Client::from_tcp(tcp).await).await
+}
+
+/// STARTTLS, AUTH and one message on a greeted plaintext client; the outbox record.
+async fn submit_on(relay: &TestRelay, mut c: Client) -> serde_json::Value {
     c.cmd("EHLO client.example").await;
     c.cmd("STARTTLS").await;
     let mut c = c.upgrade(&relay.ca()).await;
@@ -209,17 +213,7 @@ async fn a_proxy_line_mid_session_is_just_an_unknown_command() {
         c.cmd("PROXY TCP4 1.2.3.4 10.0.0.5 1 587").await,
         "500 5.5.2 Command not recognized\r\n"
     );
-    let record = {
-        c.cmd("EHLO client.example").await;
-        c.cmd("STARTTLS").await;
-        let mut c = c.upgrade(&relay.ca()).await;
-        c.cmd("EHLO client.example").await;
-        c.cmd(&format!("AUTH PLAIN {}", plain(KEY))).await;
-        c.begin_message().await;
-        c.send(MESSAGE).await;
-        c.reply().await;
-        relay.messages().remove(0)
-    };
+    let record = submit_on(&relay, c).await;
     assert_eq!(record["source"]["client_ip"], "192.0.2.10");
 }
 

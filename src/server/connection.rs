@@ -157,9 +157,7 @@ impl Connection {
             ListenerKind::Implicit => Stream::Tls(Box::new(self.handshake(tcp).await?)),
         };
         if let Some(refusal) = refusal {
-            let mut line = Vec::new();
-            refusal.write_to(&mut line);
-            let _ = timeout(Duration::from_secs(5), stream.write_all(&line)).await;
+            let _ = timeout(Duration::from_secs(5), stream.write_all(&refusal.to_line())).await;
             let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
             return Ok(());
         }
@@ -500,8 +498,7 @@ impl Connection {
     /// A bug in the session: this client gets `421 4.3.0`, everyone else carries on (RES-09).
     async fn fail(&self, stream: &mut Stream) -> io::Result<()> {
         tracing::error!("session panicked; closing this connection");
-        let mut line = Vec::new();
-        reply::INTERNAL_FAILURE.write_to(&mut line);
+        let line = reply::INTERNAL_FAILURE.to_line();
         let _ = timeout(Duration::from_secs(5), stream.write_all(&line)).await;
         Ok(())
     }

@@ -100,8 +100,6 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
 /// connection close (a handshake under overload would cost more than it tells).
 async fn refuse(mut tcp: TcpStream, kind: ListenerKind, reply: Reply) {
     if kind == ListenerKind::Starttls {
-        let mut line = Vec::new();
-        reply.write_to(&mut line);
-        let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&line)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&reply.to_line())).await;
     }
 }

@@ -78,6 +78,13 @@ impl Reply {
         self.write_line(out, ' ');
     }
 
+    /// The reply as one CRLF-terminated line, for writing it straight to a socket.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.write_to(&mut line);
+        line
+    }
+
     /// Appends the reply as a continuation line (`250-...`) of a multi-line reply.
     pub fn write_continued(&self, out: &mut Vec<u8>) {
         self.write_line(out, '-');
