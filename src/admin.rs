@@ -11,9 +11,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::memory::budget::MemoryBudget;
 use crate::metrics::Metrics;
 use crate::server::Shutdown;
-use crate::smtp::budget::MemoryBudget;
 
 #[derive(Clone)]
 struct AdminState {

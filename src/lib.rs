@@ -1,7 +1,7 @@
 //! sendpigeon-relay: an SMTP submission server in front of the SendPigeon REST send pipeline.
 //!
 //! Layout: [`smtp`] is the sans-IO protocol core; [`server`] the tokio driver (listeners,
-//! TLS, timeouts, shutdown); [`message`] maps a MIME message to the REST request; [`pipeline`]
+//! TLS, timeouts, shutdown); [`message`] maps a MIME message to the REST request; [`memory`] bounds the message bytes held; [`pipeline`]
 //! is the upstream (REST API or outbox); [`auth`] checks keys; [`config`], [`cli`],
 //! [`telemetry`], [`metrics`] and [`admin`] are the operational edges.
 #![forbid(unsafe_code)]
@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod pipeline;

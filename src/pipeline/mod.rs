@@ -20,9 +20,9 @@ pub use idempotency::derived_key;
 pub use outbox::Outbox;
 
 use crate::auth::BoxFuture;
+use crate::memory::budget::Reservation;
 use crate::message::Source;
 use crate::secret::ApiKey;
-use crate::smtp::budget::Reservation;
 use crate::smtp::{Envelope, Reply};
 
 /// One received message and what the upstream needs to know about it.

@@ -23,10 +23,10 @@ pub use shutdown::Shutdown;
 
 use crate::auth::{ApiKeys, Authenticator, CachePolicy, KeysFile};
 use crate::config::{Config, ConfigError, ListenerKind, UpstreamTarget, Verify};
+use crate::memory::budget::MemoryBudget;
 use crate::metrics::Metrics;
 use crate::pipeline::{HttpUpstream, Outbox, Upstream, client};
 use crate::smtp::SessionConfig;
-use crate::smtp::budget::MemoryBudget;
 
 /// Everything sessions share. Built once at start from the configuration.
 pub struct Relay {

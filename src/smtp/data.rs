@@ -17,7 +17,7 @@
 
 use memchr::memchr2;
 
-use super::budget::Reservation;
+use crate::memory::budget::Reservation;
 
 /// Memory is reserved from the global budget in steps of this many bytes.
 const RESERVE_STEP: usize = 256 * 1024;

@@ -3,11 +3,10 @@
 //! It knows SMTP and nothing else: no async runtime, no sockets, no clock, no HTTP (CI greps
 //! for them). [`Session`] is the state machine; [`line`] and [`data`] frame command lines and
 //! message data; [`command`], [`address`] and [`sasl`] parse what the client says; [`reply`]
-//! is the one catalogue of what the relay answers; [`budget`] bounds message memory across
-//! sessions. The driver in `crate::server` owns the sockets and the timers.
+//! is the one catalogue of what the relay answers. Message memory is bounded by
+//! `crate::memory`. The driver in `crate::server` owns the sockets and the timers.
 
 pub mod address;
-pub mod budget;
 pub mod command;
 pub mod data;
 pub mod envelope;

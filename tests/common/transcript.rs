@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sendpigeon_relay::smtp::budget::MemoryBudget;
+use sendpigeon_relay::memory::budget::MemoryBudget;
 use sendpigeon_relay::smtp::data::BareLfPolicy;
 use sendpigeon_relay::smtp::{AuthOutcome, Reply, Session, SessionConfig, Step};
 

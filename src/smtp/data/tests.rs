@@ -2,7 +2,7 @@
 //! (DATA-01), size accounting (DATA-02, DATA-03, SMUG-12) and split-invariance (SMUG-10).
 
 use super::*;
-use crate::smtp::budget::MemoryBudget;
+use crate::memory::budget::MemoryBudget;
 
 const BIG: usize = 1 << 30;
 

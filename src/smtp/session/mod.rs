@@ -16,11 +16,11 @@ mod ehlo;
 
 use std::sync::Arc;
 
-use super::budget::{MemoryBudget, Reservation};
 use super::data::{BareLfPolicy, DataReceiver, Outcome};
 use super::envelope::Envelope;
 use super::line::{Line, LineReader};
 use super::reply::{self, Reply};
+use crate::memory::budget::{MemoryBudget, Reservation};
 use crate::secret::ApiKey;
 
 /// Replies are handed to the driver once this many bytes are queued, so a client that
