@@ -36,6 +36,9 @@ pub struct Metrics {
     pub message_size: Histogram,
     /// Message bytes held in memory now.
     pub memory_used: IntGauge,
+    /// Messages handed to the upstream without an Idempotency-Key: neither a top-level
+    /// `Message-ID` nor a `Date` (rest-api.md), so a resend is a new message.
+    pub without_identity: IntCounter,
 }
 
 impl Metrics {
@@ -85,6 +88,12 @@ impl Metrics {
         )
         .unwrap_or_else(|e| unreachable("memory_budget_used_bytes", e));
         let _ = registry.register(Box::new(memory_used.clone()));
+        let without_identity = IntCounter::new(
+            "messages_without_identity_total",
+            "Messages sent without an Idempotency-Key: no Message-ID and no Date.",
+        )
+        .unwrap_or_else(|e| unreachable("messages_without_identity_total", e));
+        let _ = registry.register(Box::new(without_identity.clone()));
         let upstream_latency = Histogram::with_opts(
             HistogramOpts::new("upstream_latency_seconds", "Upstream delivery latency.").buckets(
                 vec![
@@ -123,6 +132,7 @@ impl Metrics {
             upstream_latency,
             message_size,
             memory_used,
+            without_identity,
         }
     }
 

@@ -13,8 +13,8 @@ use common::relay::{KEY, TestRelay};
 use sendpigeon_relay::config::{Span, Verify};
 use serde_json::json;
 
-const MESSAGE: &str =
-    "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\r\nHello\r\n";
+const MESSAGE: &str = "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\
+    Date: Fri, 04 Dec 2026 10:00:00 +0000\r\n\r\nHello\r\n";
 
 async fn relay_for(
     api: &MockApi,
@@ -426,7 +426,7 @@ async fn the_idempotency_key_follows_the_bytes() {
     };
     once(MESSAGE).await;
     once(MESSAGE).await; // resent after a "lost 250", on a new connection
-    once("From: s@sender.example\r\nSubject: other\r\n\r\nHello\r\n").await;
+    once("From: s@sender.example\r\nSubject: other\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\n\r\nHello\r\n").await;
     once("From: s@sender.example\r\nX-SP-Idempotency-Key: order-42/attempt\r\nSubject: x\r\n\r\nHi\r\n").await;
     let sends = api.sends();
     let keys: Vec<&str> = sends
@@ -457,6 +457,66 @@ async fn the_idempotency_key_follows_the_bytes() {
     assert!(reply.starts_with("554 5.6.0 "), "{reply}");
     assert_eq!(api.sends().len(), 4);
     let _ = plain;
+}
+
+/// Repeated alerts are never deduplicated away (rest-api.md, Idempotency-Key): against a
+/// stand-in that deduplicates on the Idempotency-Key as the real API does (a replay gets the
+/// first response and delivers nothing), three identical messages without a Message-ID or
+/// Date are three deliveries, while a message with a Message-ID sent twice (a retry after a
+/// lost 250) is one. Identity is read from the top-level header only: the same fields in the
+/// body do not count. Each message without identity is counted in the metrics.
+#[tokio::test]
+async fn messages_without_identity_are_never_deduplicated() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    let api = MockApi::start(KEY).await;
+    let delivered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let first_answers = Arc::new(Mutex::new(HashMap::<String, String>::new()));
+    {
+        let delivered = Arc::clone(&delivered);
+        api.answer_sends(KEY, move |r| {
+            let mut seen = first_answers.lock().unwrap();
+            if let Some(id) = r.header("idempotency-key").and_then(|k| seen.get(k)) {
+                return Answer::json(200, json!({ "id": id }));
+            }
+            let mut delivered = delivered.lock().unwrap();
+            let id = format!("em_{}", delivered.len() + 1);
+            delivered.push(r.json()["subject"].as_str().unwrap_or("").to_string());
+            if let Some(key) = r.header("idempotency-key") {
+                seen.insert(key.to_string(), id.clone());
+            }
+            Answer::json(200, json!({ "id": id }))
+        });
+    }
+    let relay = relay_for(&api, |_| {}).await;
+    let alert = "From: cron@sender.example\r\nTo: ops@rcpt.example\r\nSubject: disk full\r\n\r\n\
+                 Message-ID: <not-a-header@body>\r\nDate: not a header either\r\n";
+    let mail = "From: s@sender.example\r\nTo: r@rcpt.example\r\nSubject: invoice\r\n\
+                Message-ID: <invoice-7@sender.example>\r\n\r\nHello\r\n";
+    let mut replies = Vec::new();
+    for message in [alert, alert, alert, mail, mail] {
+        let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+        replies.push(send(&mut c, message).await);
+    }
+    assert!(replies.iter().all(|r| r.starts_with("250 ")), "{replies:?}");
+    assert_eq!(replies[3], replies[4], "the retry gets the first answer");
+    assert_eq!(
+        *delivered.lock().unwrap(),
+        ["disk full", "disk full", "disk full", "invoice"]
+    );
+    let sends = api.sends();
+    assert!(
+        sends[..3]
+            .iter()
+            .all(|r| r.header("idempotency-key").is_none())
+    );
+    assert!(sends[3].header("idempotency-key").is_some());
+    let (_, metrics) = relay.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("sendpigeon_relay_messages_without_identity_total 3"),
+        "{metrics}"
+    );
 }
 
 /// The mapping golden files, sent for real: each fixture that maps to a request goes through

@@ -66,15 +66,19 @@ fn envelope_for(eml: &Path) -> Envelope {
     }
 }
 
-/// The mapping of one fixture as a JSON value, serialised the way the relay does it: to a
-/// writer, then read back.
+/// The mapping of one fixture as a JSON value, written the way the relay writes it (in
+/// chunks, checked against the length announced up front), then read back.
 fn map_fixture(eml: &Path) -> Value {
     let raw = fs::read(eml).unwrap();
     let envelope = envelope_for(eml);
-    match map_message(&raw, &envelope, &source(), &limits(), |req| {
-        serde_json::to_vec(req)
-    }) {
-        Ok(bytes) => serde_json::from_slice(&bytes.unwrap()).unwrap(),
+    match map_message(raw, &envelope, &source(), &limits()) {
+        Ok(mapped) => {
+            let announced = mapped.body.len();
+            let mut bytes = Vec::new();
+            mapped.body.write_to(&mut bytes).unwrap();
+            assert_eq!(bytes.len(), announced, "{}", eml.display());
+            serde_json::from_slice(&bytes).unwrap()
+        }
         Err(err) => json!({ "error": err.reply().to_string() }),
     }
 }
@@ -122,34 +126,36 @@ fn golden_fixtures() {
     );
 }
 
-/// Serialising into a `Vec` and into a file give the same bytes (the request streams its
-/// attachments and bodies through `collect_str`).
+/// Chunks of any size make the same body: read through the HTTP body interface, one frame
+/// at a time, the bytes equal the whole write, and the size hint is exact from the start.
 #[test]
-fn writer_and_vec_agree() {
-    let eml = fixtures_dir().join("nodemailer-full.eml");
-    let raw = fs::read(&eml).unwrap();
-    let envelope = envelope_for(&eml);
-    let to_vec = map_message(&raw, &envelope, &source(), &limits(), |req| {
-        serde_json::to_vec(req)
-    })
-    .unwrap()
-    .unwrap();
-    let mut file = tempfile::tempfile().unwrap();
-    map_message(&raw, &envelope, &source(), &limits(), |req| {
-        serde_json::to_writer(std::io::BufWriter::new(&mut file), req)
-    })
-    .unwrap()
-    .unwrap();
-    use std::io::{Read, Seek};
-    file.rewind().unwrap();
-    let mut from_file = Vec::new();
-    file.read_to_end(&mut from_file).unwrap();
-    assert_eq!(to_vec, from_file);
+fn chunked_reads_and_whole_writes_agree() {
+    use http_body::Body as _;
+    for name in [
+        "nodemailer-full.eml",
+        "python-email-alternative-related-attachment.eml",
+    ] {
+        let eml = fixtures_dir().join(name);
+        let raw = fs::read(&eml).unwrap();
+        let envelope = envelope_for(&eml);
+        let whole = map_message(raw.clone(), &envelope, &source(), &limits())
+            .unwrap()
+            .body
+            .into_vec();
+        let mut body = map_message(raw, &envelope, &source(), &limits())
+            .unwrap()
+            .body;
+        assert_eq!(body.size_hint().exact(), Some(whole.len() as u64));
+        let mut chunked = Vec::new();
+        while let Some(chunk) = body.next_chunk() {
+            chunked.extend_from_slice(&chunk);
+        }
+        assert_eq!(chunked, whole);
+    }
 }
 
-/// A measurement, not a check: maps and serialises the message at `$SP_MEASURE_EML` to a
-/// file (`$SP_MEASURE_OUT=vec` for a `Vec` sized up front) and prints the time. For peak memory, run it
-/// alone under `/usr/bin/time -v`:
+/// A measurement, not a check: maps the message at `$SP_MEASURE_EML` and writes its body to a
+/// file, and prints the time. For peak memory, run it alone under `/usr/bin/time -v`:
 /// `SP_MEASURE_EML=big.eml /usr/bin/time -v cargo test --release --test mapping -- --ignored measure`
 /// (or the test binary directly, to leave cargo out of the numbers).
 #[test]
@@ -160,31 +166,28 @@ fn measure_large_message() {
         return;
     };
     let raw = fs::read(&path).unwrap();
-    let to_vec = std::env::var_os("SP_MEASURE_OUT").is_some_and(|v| v == "vec");
+    let size = raw.len();
     let started = std::time::Instant::now();
-    let written = if to_vec {
-        // Sized for base64 of the whole message, so the Vec never doubles.
-        let mut out = Vec::with_capacity(raw.len() / 3 * 4 + (64 << 10));
-        map_message(&raw, &default_envelope(), &source(), &limits(), |req| {
-            serde_json::to_writer(&mut out, req).map(|()| out.len())
-        })
-    } else {
-        let file = tempfile::tempfile().unwrap();
-        map_message(&raw, &default_envelope(), &source(), &limits(), |req| {
-            let mut out = std::io::BufWriter::new(&file);
-            serde_json::to_writer(&mut out, req)?;
-            std::io::Write::flush(&mut out).map_err(serde_json::Error::io)?;
-            Ok::<_, serde_json::Error>(file.metadata().map(|m| m.len() as usize).unwrap_or(0))
-        })
-    };
-    let took = started.elapsed();
-    match written {
-        Ok(json_len) => eprintln!(
-            "mapped {} bytes to {} bytes of JSON ({}) in {took:?}",
-            raw.len(),
-            json_len.unwrap(),
-            if to_vec { "Vec" } else { "file" },
+    match map_message(raw, &default_envelope(), &source(), &limits()) {
+        Ok(mapped) => {
+            let mapped_in = started.elapsed();
+            let len = mapped.body.len();
+            let extra = mapped.body.extra_cost();
+            let file = tempfile::tempfile().unwrap();
+            mapped
+                .body
+                .write_to(std::io::BufWriter::new(&file))
+                .unwrap();
+            eprintln!(
+                "mapped {size} bytes in {mapped_in:?} (extra cost {extra} bytes); \
+                 wrote {len} bytes of JSON in {:?} in all",
+                started.elapsed()
+            );
+        }
+        Err(err) => eprintln!(
+            "refused {size} bytes in {:?}: {}",
+            started.elapsed(),
+            err.reply()
         ),
-        Err(err) => eprintln!("refused {} bytes in {took:?}: {}", raw.len(), err.reply()),
     }
 }

@@ -9,8 +9,8 @@ use common::client::{Client, plain};
 use common::relay::{KEY, TestRelay, outbox_entries};
 use sendpigeon_relay::config::{Size, Span};
 
-const MESSAGE: &str =
-    "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\r\nHello\r\n.\r\n";
+const MESSAGE: &str = "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\
+    Message-ID: <tls-1@sender.example>\r\n\r\nHello\r\n.\r\n";
 
 async fn send_one(c: &mut Client) -> String {
     c.begin_message().await;

@@ -91,6 +91,17 @@ impl Reservation {
         }
     }
 
+    /// Sets the reservation to exactly `total` bytes: what is above it is given back at once;
+    /// growing can fail (false, unchanged).
+    pub fn resize_to(&mut self, total: usize) -> bool {
+        if total >= self.bytes {
+            return self.grow_to(total);
+        }
+        self.budget.give_back(self.bytes - total);
+        self.bytes = total;
+        true
+    }
+
     /// Gives everything back now.
     pub fn release(&mut self) {
         self.budget.give_back(self.bytes);

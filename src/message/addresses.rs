@@ -12,12 +12,20 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use mail_parser::{Addr, Address, Header, HeaderName, HeaderValue};
+use mail_parser::{AddressList, HeaderName, Headers};
+use serde::Serialize;
 
 use super::MappingError;
 use super::headers::strip_line_breaks;
-use super::request::Mailbox;
 use crate::smtp::Envelope;
+
+/// One address with its optional display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mailbox<'a> {
+    pub email: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Cow<'a, str>>,
+}
 
 /// The address fields of the request.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,15 +37,15 @@ pub(super) struct Addresses<'a> {
     pub bcc: Vec<Mailbox<'a>>,
 }
 
-/// Maps the top-level `headers` (parsed with From/To/Cc/Reply-To as addresses).
+/// Maps the top-level `headers` (From/To/Cc/Reply-To parsed as addresses).
 pub(super) fn map<'a>(
-    headers: &'a [Header<'a>],
+    headers: &Headers<'a>,
     envelope: &'a Envelope,
 ) -> Result<Addresses<'a>, MappingError> {
     let from = from(headers, envelope)?;
-    let to = mailboxes(headers, &HeaderName::To);
-    let cc = mailboxes(headers, &HeaderName::Cc);
-    let reply_to = mailboxes(headers, &HeaderName::ReplyTo);
+    let to = mailboxes(headers, HeaderName::To);
+    let cc = mailboxes(headers, HeaderName::Cc);
+    let reply_to = mailboxes(headers, HeaderName::ReplyTo);
     let shown: HashSet<String> = to
         .iter()
         .chain(&cc)
@@ -61,11 +69,8 @@ pub(super) fn map<'a>(
     })
 }
 
-fn from<'a>(
-    headers: &'a [Header<'a>],
-    envelope: &'a Envelope,
-) -> Result<Mailbox<'a>, MappingError> {
-    let mut fields = headers.iter().filter(|h| h.name == HeaderName::From);
+fn from<'a>(headers: &Headers<'a>, envelope: &'a Envelope) -> Result<Mailbox<'a>, MappingError> {
+    let mut fields = headers.all(HeaderName::From);
     let Some(field) = fields.next() else {
         if envelope.mail_from.is_empty() {
             return Err(MappingError::NoSender);
@@ -78,46 +83,43 @@ fn from<'a>(
     if fields.next().is_some() {
         return Err(MappingError::DuplicateHeader("From"));
     }
-    match &field.value {
-        HeaderValue::Address(Address::Group(_)) => Err(MappingError::FromGroup),
-        HeaderValue::Address(Address::List(list)) => match list.as_slice() {
-            [one] => mailbox(one).ok_or(MappingError::FromNoAddress),
-            [] => Err(MappingError::FromNoAddress),
-            several => Err(MappingError::FromSeveralMailboxes(several.len())),
-        },
-        _ => Err(MappingError::FromNoAddress),
+    let Some(list) = field.value().as_address() else {
+        return Err(MappingError::FromNoAddress);
+    };
+    if list.has_groups() {
+        return Err(MappingError::FromGroup);
+    }
+    let all: Vec<_> = list.mailboxes().collect();
+    match all.as_slice() {
+        [one] => mailbox(one.name(), one.address()).ok_or(MappingError::FromNoAddress),
+        [] => Err(MappingError::FromNoAddress),
+        several => Err(MappingError::FromSeveralMailboxes(several.len())),
     }
 }
 
 /// Every mailbox of every `name` field, in order, groups flattened.
-fn mailboxes<'a>(headers: &'a [Header<'a>], name: &HeaderName<'_>) -> Vec<Mailbox<'a>> {
+fn mailboxes<'a>(headers: &Headers<'a>, name: HeaderName<'_>) -> Vec<Mailbox<'a>> {
     let mut out = Vec::new();
-    for field in headers.iter().filter(|h| &h.name == name) {
-        match &field.value {
-            HeaderValue::Address(Address::List(list)) => {
-                out.extend(list.iter().filter_map(mailbox))
-            }
-            HeaderValue::Address(Address::Group(groups)) => out.extend(
-                groups
-                    .iter()
-                    .flat_map(|g| g.addresses.iter())
-                    .filter_map(mailbox),
-            ),
-            _ => {}
+    for field in headers.all(name) {
+        if let Some(list) = field.value().as_address() {
+            out.extend(flatten(list));
         }
     }
     out
 }
 
+fn flatten(list: AddressList<'_>) -> impl Iterator<Item = Mailbox<'_>> {
+    list.mailboxes()
+        .filter_map(|m| mailbox(m.name(), m.address()))
+}
+
 /// The mailbox of one parsed address, or `None` when it has no address.
-fn mailbox<'a>(addr: &'a Addr<'a>) -> Option<Mailbox<'a>> {
-    let email = strip_line_breaks(addr.address.as_deref()?.trim());
+fn mailbox<'a>(name: Option<&'a str>, address: Option<&'a str>) -> Option<Mailbox<'a>> {
+    let email = strip_line_breaks(address?.trim());
     if email.is_empty() {
         return None;
     }
-    let name = addr
-        .name
-        .as_deref()
+    let name = name
         .map(|n| strip_line_breaks(n.trim()))
         .filter(|n| !n.is_empty());
     Some(Mailbox { email, name })
@@ -126,7 +128,7 @@ fn mailbox<'a>(addr: &'a Addr<'a>) -> Option<Mailbox<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::tree::parse_top_headers;
+    use mail_parser::MessageParser;
 
     fn envelope(from: &str, rcpt: &[&str]) -> Envelope {
         Envelope {
@@ -140,8 +142,8 @@ mod tests {
         env: &Envelope,
         check: impl FnOnce(Result<Addresses<'_>, MappingError>) -> T,
     ) -> T {
-        let headers = parse_top_headers(raw.as_bytes()).unwrap();
-        check(map(&headers, env))
+        let message = MessageParser::new().parse(raw.as_bytes()).unwrap();
+        check(map(&message.root().headers(), env))
     }
 
     fn mb(email: &str, name: Option<&str>) -> Mailbox<'static> {

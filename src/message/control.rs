@@ -6,14 +6,24 @@
 //! are read as written and unfolded, without RFC 2047 decoding: they are protocol tokens, not
 //! text. A field given twice with the same value is accepted; with two different values it is
 //! refused like an invalid value, because there is no right one to pick.
+//!
+//! Also the message's own identity ([`has_identity`]): whether a resend of the same bytes is a
+//! retry (spec rest-api.md, Idempotency-Key).
 
 use std::borrow::Cow;
 
-use mail_parser::Header;
+use mail_parser::{HeaderName, Headers};
+use serde::Serialize;
 
 use super::MappingError;
 use super::headers::{raw_value, spelled_name};
-use super::request::Tracking;
+
+/// `tracking`: `null` when the message does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tracking {
+    pub opens: Option<bool>,
+    pub clicks: Option<bool>,
+}
 
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 256;
@@ -24,20 +34,16 @@ const TRACK_CLICKS: &str = "X-SP-Track-Clicks";
 
 /// `tracking` from the top-level `headers`: each flag `true`, `false` (any case, blanks
 /// around ignored) or `None` when absent.
-pub(super) fn tracking(headers: &[Header<'_>], raw: &[u8]) -> Result<Tracking, MappingError> {
+pub(super) fn tracking(headers: &Headers<'_>) -> Result<Tracking, MappingError> {
     Ok(Tracking {
-        opens: flag(headers, raw, TRACK_OPENS)?,
-        clicks: flag(headers, raw, TRACK_CLICKS)?,
+        opens: flag(headers, TRACK_OPENS)?,
+        clicks: flag(headers, TRACK_CLICKS)?,
     })
 }
 
-fn flag(
-    headers: &[Header<'_>],
-    raw: &[u8],
-    canonical: &'static str,
-) -> Result<Option<bool>, MappingError> {
+fn flag(headers: &Headers<'_>, canonical: &'static str) -> Result<Option<bool>, MappingError> {
     let mut seen: Option<(bool, Cow<'_, str>)> = None;
-    for value in values(headers, raw, canonical) {
+    for value in values(headers, canonical) {
         let parsed = if value.eq_ignore_ascii_case("true") {
             true
         } else if value.eq_ignore_ascii_case("false") {
@@ -63,12 +69,9 @@ fn flag(
 }
 
 /// The `X-SP-Idempotency-Key` value: 1 to 256 printable ASCII characters after trimming.
-pub(super) fn idempotency_key(
-    headers: &[Header<'_>],
-    raw: &[u8],
-) -> Result<Option<String>, MappingError> {
+pub(super) fn idempotency_key(headers: &Headers<'_>) -> Result<Option<String>, MappingError> {
     let mut key: Option<Cow<'_, str>> = None;
-    for value in values(headers, raw, "X-SP-Idempotency-Key") {
+    for value in values(headers, "X-SP-Idempotency-Key") {
         let valid = (1..=MAX_IDEMPOTENCY_KEY).contains(&value.len())
             && value.bytes().all(|b| (0x20..=0x7e).contains(&b));
         if !valid || key.as_ref().is_some_and(|k| *k != value) {
@@ -80,33 +83,63 @@ pub(super) fn idempotency_key(
 }
 
 /// The trimmed values of every field named `canonical` (any case), in order.
-fn values<'a>(
-    headers: &'a [Header<'_>],
-    raw: &'a [u8],
-    canonical: &'a str,
-) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+fn values<'a>(headers: &Headers<'a>, canonical: &'a str) -> impl Iterator<Item = Cow<'a, str>> {
     headers
         .iter()
-        .filter(move |h| spelled_name(h, raw).is_some_and(|n| n.eq_ignore_ascii_case(canonical)))
-        .map(move |h| match raw_value(h, raw) {
+        .filter(move |h| spelled_name(h).is_some_and(|n| n.eq_ignore_ascii_case(canonical)))
+        .map(|h| match raw_value(&h) {
             Cow::Borrowed(v) => Cow::Borrowed(v.trim_matches([' ', '\t'])),
             Cow::Owned(v) => Cow::Owned(v.trim_matches([' ', '\t']).to_owned()),
+        })
+}
+
+/// Whether the message carries its own identity: a non-empty `Message-ID` or `Date` field in
+/// the top-level header section, read from the parsed header (never by searching the bytes).
+/// Only then does a resend of the same bytes count as a retry of the same message; without
+/// either, two identical alerts are two messages.
+pub(super) fn has_identity(headers: &Headers<'_>) -> bool {
+    [HeaderName::MessageId, HeaderName::Date]
+        .into_iter()
+        .any(|name| {
+            headers
+                .all(name)
+                .any(|h| !raw_value(&h).trim_matches([' ', '\t']).is_empty())
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::tree::parse_top_headers;
+    use mail_parser::MessageParser;
 
     fn track(raw: &str) -> Result<Tracking, MappingError> {
-        let headers = parse_top_headers(raw.as_bytes()).unwrap();
-        tracking(&headers, raw.as_bytes())
+        let message = MessageParser::new().parse(raw.as_bytes()).unwrap();
+        tracking(&message.root().headers())
     }
 
     fn key(raw: &str) -> Result<Option<String>, MappingError> {
-        let headers = parse_top_headers(raw.as_bytes()).unwrap();
-        idempotency_key(&headers, raw.as_bytes())
+        let message = MessageParser::new().parse(raw.as_bytes()).unwrap();
+        idempotency_key(&message.root().headers())
+    }
+
+    fn identity(raw: &str) -> bool {
+        let message = MessageParser::new().parse(raw.as_bytes()).unwrap();
+        has_identity(&message.root().headers())
+    }
+
+    #[test]
+    fn identity_is_a_non_empty_message_id_or_date() {
+        assert!(identity("Message-ID: <a@b>\r\nSubject: s\r\n\r\nbody"));
+        assert!(identity(
+            "Date: Fri, 27 Nov 2026 09:30:00 +0000\r\n\r\nbody"
+        ));
+        assert!(identity("message-id:\r\n <folded@b>\r\n\r\nbody"));
+        assert!(!identity("Subject: alert\r\n\r\nbody"));
+        assert!(!identity("Message-ID:  \r\nDate:\r\n\r\nbody"));
+        // Only the top-level header counts, never the text of a body.
+        assert!(!identity(
+            "Subject: s\r\nContent-Type: text/plain\r\n\r\nMessage-ID: <x@y>\r\nDate: today\r\n"
+        ));
     }
 
     #[test]

@@ -12,12 +12,17 @@
 
 use std::borrow::Cow;
 
-use mail_parser::parsers::MessageStream;
-use mail_parser::{Header, HeaderName, HeaderValue};
+use mail_parser::{Header, HeaderForm, HeaderName, Headers};
+use serde::Serialize;
 
 use super::MappingError;
-use super::header_section::field_name;
-use super::request::HeaderField;
+
+/// One forwarded header field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderField<'a> {
+    pub name: &'a str,
+    pub value: Cow<'a, str>,
+}
 
 /// The SendPigeon control fields (lowercase): consumed by the relay, never forwarded.
 pub(super) const CONTROL_FIELDS: [&str; 3] = [
@@ -27,23 +32,23 @@ pub(super) const CONTROL_FIELDS: [&str; 3] = [
 ];
 
 /// The decoded subject; empty when absent; refused when given twice (DATA-16).
-pub(super) fn subject<'a>(headers: &'a [Header<'a>]) -> Result<Cow<'a, str>, MappingError> {
-    let mut fields = headers.iter().filter(|h| h.name == HeaderName::Subject);
+pub(super) fn subject<'a>(headers: &Headers<'a>) -> Result<Cow<'a, str>, MappingError> {
+    let mut fields = headers.all(HeaderName::Subject);
     let first = fields.next();
     if fields.next().is_some() {
         return Err(MappingError::DuplicateHeader("Subject"));
     }
-    Ok(match first.map(|h| &h.value) {
-        Some(HeaderValue::Text(text)) => strip_line_breaks(text.trim()),
-        _ => Cow::Borrowed(""),
+    Ok(match first.and_then(|h| h.value().as_text()) {
+        Some(text) => strip_line_breaks(text.trim()),
+        None => Cow::Borrowed(""),
     })
 }
 
-/// The fields to forward, from the top-level `headers` and the original bytes `raw`.
-pub(super) fn forwarded<'a>(headers: &[Header<'_>], raw: &'a [u8]) -> Vec<HeaderField<'a>> {
+/// The fields to forward, from the top-level `headers`.
+pub(super) fn forwarded<'a>(headers: &Headers<'a>) -> Vec<HeaderField<'a>> {
     let mut out = Vec::new();
     for header in headers {
-        let Some(name) = spelled_name(header, raw) else {
+        let Some(name) = spelled_name(&header) else {
             continue;
         };
         let lower = name.to_ascii_lowercase();
@@ -51,34 +56,30 @@ pub(super) fn forwarded<'a>(headers: &[Header<'_>], raw: &'a [u8]) -> Vec<Header
             if CONTROL_FIELDS.contains(&lower.as_str()) {
                 continue;
             }
-            decoded_value(header, raw)
+            decoded_value(&header)
         } else if lower.starts_with("list-")
             || matches!(lower.as_str(), "message-id" | "in-reply-to" | "references")
         {
-            clean_value(raw_value(header, raw))
+            clean_value(raw_value(&header))
         } else {
             continue;
         };
-        out.push(HeaderField {
-            name: Cow::Borrowed(name),
-            value,
-        });
+        out.push(HeaderField { name, value });
     }
     out
 }
 
 /// The field name as spelled in the message, when it is a valid one (RFC 5322 `ftext`).
-pub(super) fn spelled_name<'a>(header: &Header<'_>, raw: &'a [u8]) -> Option<&'a str> {
-    let line = raw.get(header.offset_field as usize..header.offset_start as usize)?;
-    std::str::from_utf8(field_name(line)?).ok()
+pub(super) fn spelled_name<'a>(header: &Header<'a>) -> Option<&'a str> {
+    let name = header.raw_name();
+    let ftext = |b: u8| (33..=126).contains(&b) && b != b':';
+    (!name.is_empty() && name.bytes().all(ftext)).then_some(name)
 }
 
 /// The value as written, unfolded (RFC 5322 §2.2.3: CRLF before a blank is removed; the only
 /// other CRLF is the one that ends the field), bytes that are not UTF-8 replaced.
-pub(super) fn raw_value<'a>(header: &Header<'_>, raw: &'a [u8]) -> Cow<'a, str> {
-    let bytes = raw
-        .get(header.offset_start as usize..header.offset_end as usize)
-        .unwrap_or_default();
+pub(super) fn raw_value<'a>(header: &Header<'a>) -> Cow<'a, str> {
+    let bytes = header.raw_value();
     if memchr::memchr2(b'\r', b'\n', bytes).is_none() {
         return String::from_utf8_lossy(bytes);
     }
@@ -91,13 +92,12 @@ pub(super) fn raw_value<'a>(header: &Header<'_>, raw: &'a [u8]) -> Cow<'a, str> 
 }
 
 /// An unstructured value, unfolded and RFC 2047-decoded by mail-parser, then cleaned.
-fn decoded_value<'a>(header: &Header<'_>, raw: &'a [u8]) -> Cow<'a, str> {
-    let bytes = raw
-        .get(header.offset_start as usize..header.offset_end as usize)
-        .unwrap_or_default();
-    match MessageStream::new(bytes).parse_unstructured() {
-        HeaderValue::Text(text) => clean_value(text),
-        _ => Cow::Borrowed(""),
+fn decoded_value<'a>(header: &Header<'a>) -> Cow<'a, str> {
+    let parsed = header.parse_as(HeaderForm::Text);
+    let text = parsed.value().as_text().unwrap_or_default().to_owned();
+    match clean_value(Cow::Owned(text)) {
+        Cow::Owned(s) => Cow::Owned(s),
+        Cow::Borrowed(s) => Cow::Owned(s.to_owned()),
     }
 }
 
@@ -133,14 +133,24 @@ pub(super) fn strip_line_breaks(value: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::tree::parse_top_headers;
+    use mail_parser::MessageParser;
+
+    fn with_headers<T>(raw: &str, f: impl FnOnce(&Headers<'_>) -> T) -> T {
+        let message = MessageParser::new().parse(raw.as_bytes()).unwrap();
+        f(&message.root().headers())
+    }
 
     fn forwarded_of(raw: &str) -> Vec<(String, String)> {
-        let headers = parse_top_headers(raw.as_bytes()).unwrap();
-        forwarded(&headers, raw.as_bytes())
-            .into_iter()
-            .map(|f| (f.name.into_owned(), f.value.into_owned()))
-            .collect()
+        with_headers(raw, |h| {
+            forwarded(h)
+                .into_iter()
+                .map(|f| (f.name.to_owned(), f.value.into_owned()))
+                .collect()
+        })
+    }
+
+    fn subject_of(raw: &str) -> Result<String, MappingError> {
+        with_headers(raw, |h| subject(h).map(Cow::into_owned))
     }
 
     #[test]
@@ -168,34 +178,31 @@ mod tests {
         // DATA-14.
         let raw = "X-Note: =?UTF-8?B?SGVsbG8NCkJjYzogdmljdGltQGV4YW1wbGUuY29t?=\r\n\r\n";
         assert_eq!(forwarded_of(raw)[0].1, "HelloBcc: victim@example.com");
-        let headers = parse_top_headers(
-            b"Subject: =?UTF-8?B?SGVsbG8NCkJjYzogdmljdGltQGV4YW1wbGUuY29t?=\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(subject(&headers).unwrap(), "HelloBcc: victim@example.com");
+        assert_eq!(
+            subject_of("Subject: =?UTF-8?B?SGVsbG8NCkJjYzogdmljdGltQGV4YW1wbGUuY29t?=\r\n\r\n")
+                .unwrap(),
+            "HelloBcc: victim@example.com"
+        );
     }
 
     #[test]
     fn control_characters_and_tabs() {
         let raw = "X-A: a\tb\x00c\x1b\r\n\td\r\n\r\n";
         assert_eq!(forwarded_of(raw)[0].1, "a bc d");
-        let headers = parse_top_headers(b"Subject: a\x00b\r\n\r\n").unwrap();
-        assert_eq!(subject(&headers).unwrap(), "a\u{0}b");
+        assert_eq!(subject_of("Subject: a\x00b\r\n\r\n").unwrap(), "a\u{0}b");
     }
 
     #[test]
     fn subject_rules() {
-        let headers = parse_top_headers(b"From: a@x\r\n\r\n").unwrap();
-        assert_eq!(subject(&headers).unwrap(), "");
-        let headers = parse_top_headers(b"Subject: a\r\nSubject: b\r\n\r\n").unwrap();
+        assert_eq!(subject_of("From: a@x\r\n\r\n").unwrap(), "");
         assert_eq!(
-            subject(&headers),
+            subject_of("Subject: a\r\nSubject: b\r\n\r\n"),
             Err(MappingError::DuplicateHeader("Subject"))
         );
-        let headers = parse_top_headers(
-            b"Subject: =?utf-8?q?Caf=C3=A9?= au\r\n =?utf-8?q?lait?= now\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(subject(&headers).unwrap(), "Café au lait now");
+        assert_eq!(
+            subject_of("Subject: =?utf-8?q?Caf=C3=A9?= au\r\n =?utf-8?q?lait?= now\r\n\r\n")
+                .unwrap(),
+            "Café au lait now"
+        );
     }
 }

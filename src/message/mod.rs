@@ -1,39 +1,35 @@
 //! From a received MIME message and its envelope to the REST send request (spec: mapping.md).
 //!
 //! Pure functions: no I/O, no clock, no async. The caller runs [`map_message`] inside a panic
-//! boundary and off the async workers when the message is large; this module enforces the
-//! relay's own caps (header section size, MIME part count, nesting depth) before and during
-//! parsing, because mail-parser has none.
+//! boundary, off the async workers when the message is large.
 //!
 //! The stages, in order, each in its own file:
 //!
 //! 1. [`header_section`]: the top-level header section exists, is well formed, fits
 //!    `header_section` bytes and has at most `received_headers` `Received:` fields.
-//! 2. [`neutralize`]: nested messages are made opaque, so mail-parser never parses them.
-//! 3. [`prescan`]: upper bounds on parts, part header fields and parse time, from the bytes.
-//! 4. [`tree`]: mail-parser parses; the part tree is walked with the depth cap.
-//! 5. [`addresses`], [`headers`], [`control`], [`attachments`]: the request fields, from
-//!    the top-level fields (parsed again from the original bytes) and the leaf parts.
+//! 2. [`parse`]: mail-parser parses under its own part and depth limits; a part it flags as
+//!    cut short refuses the message. Limits come from the real structure, never from text.
+//! 3. [`addresses`], [`headers`], [`control`]: the small fields, from the top-level header.
+//! 4. [`parts`]: which part is the text, the html, each attachment, and where their bytes are.
+//! 5. [`body`]: the request body, which owns the parsed message and writes the large fields
+//!    ([`json`] escaping, [`base64`] transcoding) a chunk at a time when it is read.
 //!
-//! [`SendRequest`] borrows from the parse, so it is handed to a closure that serialises it
-//! (to a file or a `Vec`) rather than returned: no body or attachment is copied for it.
-//!
-//! Memory, for a message of size N: the caller's N, decoded copies of base64 and
-//! quoted-printable parts (at most about N), text in charsets other than UTF-8 converted
-//! (at most about 3x that text), a copy of N only when the message declares a nested
-//! message (stage 2), and the bounded parse structures. The JSON goes wherever `f` writes it.
+//! Memory, for a message of N bytes: N (the body owns the received bytes), the parse tables
+//! ([`parse::parse_cost_bound`] bounds them before parsing), text bodies that had to be
+//! decoded (quoted-printable, base64 or a legacy charset) and quoted-printable attachments
+//! while they are written; [`RequestBody::extra_cost`] says how much. The JSON is never held
+//! whole: the upload reads it in 64 KiB chunks.
 
 mod addresses;
-mod attachments;
-mod boundary;
+mod base64;
+mod body;
+mod content_type;
 mod control;
 mod header_section;
 mod headers;
-mod neutralize;
-mod prescan;
-mod request;
-mod section_end;
-mod tree;
+mod json;
+mod parse;
+mod parts;
 
 use std::net::IpAddr;
 
@@ -41,11 +37,11 @@ use serde::Serialize;
 
 use crate::smtp::{Envelope, Reply, reply};
 
-pub use control::MAX_IDEMPOTENCY_KEY;
-pub use prescan::{MAX_BOUNDARY_BYTES, MAX_HEADER_FIELDS, MAX_UNMATCHED_BOUNDARIES};
-pub use request::{
-    Attachment, Base64Content, BodyText, Disposition, HeaderField, Mailbox, SendRequest, Tracking,
-};
+pub use addresses::Mailbox;
+pub use body::RequestBody;
+pub use control::{MAX_IDEMPOTENCY_KEY, Tracking};
+pub use headers::HeaderField;
+pub use parse::MAX_PART_HEADER_FIELDS;
 
 /// Where the message came from: the `source` object of the request body.
 #[derive(Clone, Debug, Serialize)]
@@ -68,12 +64,10 @@ pub struct Source {
 pub struct MimeLimits {
     /// Largest top-level header section, in bytes (default 1 MiB).
     pub header_section: usize,
-    /// Most MIME parts in the message (default 1 000). Nested messages are never parsed (they
-    /// are forwarded as attachments, see `neutralize.rs`), but the boundaries written inside a
-    /// 7bit one still count towards the bound the prescan computes.
+    /// Most MIME parts in the message, every part counted: the root, each multipart, each
+    /// leaf, and the parts of a nested 7bit message (default 1 000).
     pub parts: usize,
-    /// Deepest nesting of multiparts, the top-level part being level 1; a message/rfc822 part
-    /// is a leaf (default 50).
+    /// Most nested multiparts (and nested messages): 50 are accepted, 51 refused (default 50).
     pub depth: usize,
     /// Most `Received:` headers before the message is taken for a loop (default 50).
     pub received_headers: usize,
@@ -102,15 +96,10 @@ pub enum MappingError {
     /// Received headers: possible mail loop`.
     #[error("too many Received headers")]
     TooManyReceived,
-    /// A cap on the MIME structure: parts, nesting depth, header fields, boundary
-    /// declarations, boundaries that never occur (MIME-01..04):
-    /// `554 5.6.0 MIME structure exceeds safety limit: <what>`.
+    /// A cap on the MIME structure, as the parser found it: parts, nesting depth, header
+    /// fields in parts (MIME-01..03): `554 5.6.0 MIME structure exceeds safety limit: <what>`.
     #[error("MIME structure exceeds safety limit: {0}")]
     MimeLimit(String),
-    /// A boundary declared in a form the part-count bound cannot read (RFC 2231, over 998
-    /// bytes, encoded word, escapes): `554 5.6.0 Unsupported MIME boundary: <why>`.
-    #[error("unsupported MIME boundary: {0}")]
-    UnsupportedBoundary(&'static str),
     /// `From` or `Subject` given twice (DATA-16, RFC 5322 §3.6):
     /// `554 5.6.0 Message has more than one <name> header`.
     #[error("more than one {0} header")]
@@ -141,10 +130,15 @@ pub enum MappingError {
     /// `554 5.6.0 Message could not be parsed`.
     #[error("message could not be parsed")]
     Unparseable,
+    /// Serialising a field failed (not expected: every value is a string or a number):
+    /// `451 4.3.0`.
+    #[error("the request could not be written: {0}")]
+    Render(String),
 }
 
 impl MappingError {
-    /// The SMTP reply for this error (all permanent: the same bytes would fail again).
+    /// The SMTP reply for this error (permanent: the same bytes would fail again; only a
+    /// rendering bug is temporary).
     pub fn reply(&self) -> Reply {
         match self {
             MappingError::EmptyMessage => reply::EMPTY_MESSAGE,
@@ -153,7 +147,6 @@ impl MappingError {
             MappingError::HeaderSectionTooLarge => reply::HEADER_SECTION_TOO_BIG,
             MappingError::TooManyReceived => reply::MAIL_LOOP,
             MappingError::MimeLimit(detail) => reply::mime_limit(detail),
-            MappingError::UnsupportedBoundary(why) => reply::unsupported_boundary(why),
             MappingError::DuplicateHeader(name) => reply::duplicate_header(name),
             MappingError::NoSender => reply::NO_SENDER,
             MappingError::FromGroup => reply::FROM_GROUP,
@@ -164,53 +157,72 @@ impl MappingError {
             }
             MappingError::InvalidIdempotencyKey => reply::INVALID_IDEMPOTENCY_KEY,
             MappingError::Unparseable => reply::UNPARSEABLE_MESSAGE,
+            MappingError::Render(_) => reply::INTERNAL_ERROR,
         }
     }
 }
 
+/// A mapped message: the request body and what the upstream needs besides it.
+#[derive(Debug)]
+pub struct Mapped {
+    /// The JSON body, written when read.
+    pub body: RequestBody,
+    /// The message's `X-SP-Idempotency-Key`, when it has one.
+    pub idempotency_key: Option<String>,
+    /// The message carries its own identity (a top-level `Message-ID` or `Date`), so a resend
+    /// of the same bytes is a retry (rest-api.md, Idempotency-Key).
+    pub has_identity: bool,
+}
+
+/// What parsing `raw` can cost beyond `raw` itself, at most; for the memory budget, before
+/// [`map_message`] runs.
+pub fn parse_cost_bound(raw: &[u8], limits: &MimeLimits) -> usize {
+    parse::parse_cost_bound(raw, limits)
+}
+
 /// Maps `raw` (the message as received: dot-unstuffed, CRLF line ends) and its envelope to
-/// the send request, and hands the request to `f`, whose result is returned.
-///
-/// Every failure is a [`MappingError`] whose [`reply`](MappingError::reply) is permanent.
-pub fn map_message<R>(
-    raw: &[u8],
+/// the send request. Every failure is a [`MappingError`] whose [`reply`](MappingError::reply)
+/// is permanent.
+pub fn map_message(
+    raw: Vec<u8>,
     envelope: &Envelope,
     source: &Source,
     limits: &MimeLimits,
-    f: impl FnOnce(&SendRequest<'_>) -> R,
-) -> Result<R, MappingError> {
-    let section = header_section::check(raw, limits)?;
-    let defused = neutralize::neutralize(raw);
-    let (input, changed): (&[u8], &[usize]) = match &defused {
-        Some(copy) => (&copy.bytes, &copy.changed),
-        None => (raw, &[]),
-    };
-    prescan::check(input, limits, section.fields)?;
-    let tree = tree::Tree::parse(input, raw, changed)?;
-    let leaves = tree.leaves(limits.depth)?;
+) -> Result<Mapped, MappingError> {
+    header_section::check(&raw, limits)?;
+    let message = parse::parse(raw, limits)?;
+    let headers = message.root().headers();
+    let addresses = addresses::map(&headers, envelope)?;
+    let subject = headers::subject(&headers)?;
+    let tracking = control::tracking(&headers)?;
+    let idempotency_key = control::idempotency_key(&headers)?;
+    let has_identity = control::has_identity(&headers);
+    let forwarded = headers::forwarded(&headers);
+    let content = parts::plan(&message);
 
-    let top = tree::parse_top_headers(raw)?;
-    let addresses = addresses::map(&top, envelope)?;
-    let subject = headers::subject(&top)?;
-    let tracking = control::tracking(&top, raw)?;
-    let idempotency_key = control::idempotency_key(&top, raw)?;
-    let content = attachments::map(&tree, &leaves);
-
-    let request = SendRequest {
-        from: addresses.from,
-        to: addresses.to,
-        cc: addresses.cc,
-        bcc: addresses.bcc,
-        reply_to: addresses.reply_to,
-        subject,
-        text: content.text,
-        html: content.html,
-        headers: headers::forwarded(&top, raw),
-        attachments: content.attachments,
-        tracking,
-        envelope,
-        source,
+    let json = |e: serde_json::Error| MappingError::Render(e.to_string());
+    let mut b = body::Builder::new();
+    b.field("from", &addresses.from).map_err(json)?;
+    b.field("to", &addresses.to).map_err(json)?;
+    b.field("cc", &addresses.cc).map_err(json)?;
+    b.field("bcc", &addresses.bcc).map_err(json)?;
+    b.field("reply_to", &addresses.reply_to).map_err(json)?;
+    b.field("subject", &subject).map_err(json)?;
+    if let Some(text) = content.text {
+        b.text("text", text);
+    }
+    if let Some(html) = content.html {
+        b.text("html", html);
+    }
+    b.field("headers", &forwarded).map_err(json)?;
+    b.attachments(content.attachments).map_err(json)?;
+    b.field("tracking", &tracking).map_err(json)?;
+    b.field("envelope", envelope).map_err(json)?;
+    b.field("source", source).map_err(json)?;
+    drop((addresses, subject, forwarded, headers));
+    Ok(Mapped {
+        body: b.finish(message),
         idempotency_key,
-    };
-    Ok(f(&request))
+        has_identity,
+    })
 }

@@ -1,10 +1,12 @@
 //! The REST upstream: `POST {base}/v1/emails` (spec rest-api.md "Send").
 //!
-//! The request body is rendered off the async workers (it can be 35 MB of JSON for a 25 MB
-//! message); the raw message is dropped as soon as the body exists, so a message is held at
-//! most twice. The reply is `250` only after a 2xx; every other outcome, including transport
-//! failures and a body cut off after a 2xx, is a 4xx or 5xx from [`super::rest::outcome`], and
-//! a retry is safe because it carries the same Idempotency-Key.
+//! The message is mapped off the async workers (parsing 25 MB and hashing it for the
+//! Idempotency-Key take milliseconds); the request body is then streamed from the parsed
+//! message in 64 KiB chunks with an exact `Content-Length`, so the JSON is never held whole
+//! and the message is held once. The reply is `250` only after a 2xx; every other outcome,
+//! including transport failures and a body cut off after a 2xx, is a 4xx or 5xx from
+//! [`super::rest::outcome`], and a retry is safe because it carries the same
+//! Idempotency-Key (a message without identity carries none, rest-api.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +14,10 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde::Deserialize;
 
-use super::render::{with_request, write_json};
+use super::render::{Prepared, Renderer};
 use super::rest::{self, ApiError};
 use super::{Accepted, DeliveryError, Submission, Upstream, safe_id, status_class};
 use crate::auth::BoxFuture;
-use crate::message::MimeLimits;
 use crate::smtp::reply::{self, Reply};
 
 /// Largest success body read (it only needs `id`).
@@ -27,54 +28,44 @@ const MAX_SUCCESS_BODY: usize = 64 * 1024;
 pub struct HttpUpstream {
     client: reqwest::Client,
     base: Arc<str>,
-    limits: Arc<MimeLimits>,
+    renderer: Renderer,
     timeout: Duration,
 }
 
 impl HttpUpstream {
     /// `base` without a trailing slash, e.g. `https://api.sendpigeon.dev`.
-    pub fn new(client: reqwest::Client, base: &str, limits: MimeLimits, timeout: Duration) -> Self {
+    pub fn new(client: reqwest::Client, base: &str, renderer: Renderer, timeout: Duration) -> Self {
         HttpUpstream {
             client,
             base: base.into(),
-            limits: Arc::new(limits),
+            renderer,
             timeout,
         }
     }
 
     async fn send(&self, sub: Submission) -> Result<Accepted, DeliveryError> {
-        let limits = Arc::clone(&self.limits);
-        let rendered = tokio::task::spawn_blocking(move || {
-            let body = with_request(&sub, &limits, |request, key| {
-                let mut body = Vec::with_capacity(sub.message.len() / 3 * 4 + 4096);
-                write_json(&mut body, request)?;
-                Ok((body, key.to_string()))
-            });
-            (sub, body)
-        })
-        .await
-        .map_err(|_| DeliveryError::new(reply::INTERNAL_ERROR, "mapping panicked"))?;
-        let (sub, body) = rendered;
-        let (body, idempotency_key) = body?;
-        let Submission {
+        let renderer = self.renderer.clone();
+        let Prepared {
+            body,
+            idempotency_key,
             key,
             request_id,
-            message,
             reservation,
             ..
-        } = sub;
-        drop(message);
-        let response = self
+        } = tokio::task::spawn_blocking(move || renderer.prepare(sub))
+            .await
+            .map_err(|_| DeliveryError::new(reply::INTERNAL_ERROR, "mapping panicked"))??;
+        let mut request = self
             .client
             .post(format!("{}/v1/emails", self.base))
             .bearer_auth(key.expose())
             .header(CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", idempotency_key)
             .header("X-Request-Id", &request_id)
-            .timeout(self.timeout)
-            .body(body)
-            .send()
-            .await;
+            .timeout(self.timeout);
+        if let Some(idempotency_key) = idempotency_key {
+            request = request.header("Idempotency-Key", idempotency_key);
+        }
+        let response = request.body(reqwest::Body::wrap(body)).send().await;
         let result = match response {
             Ok(response) => answer(response, &request_id).await,
             Err(e) => Err(transport_error(&e)),

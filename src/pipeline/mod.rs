@@ -10,7 +10,7 @@ pub mod client;
 mod http;
 mod idempotency;
 mod outbox;
-mod render;
+pub mod render;
 pub mod rest;
 
 use std::time::SystemTime;
@@ -18,6 +18,7 @@ use std::time::SystemTime;
 pub use http::{HttpUpstream, error_chain};
 pub use idempotency::derived_key;
 pub use outbox::Outbox;
+pub use render::{Prepared, Renderer};
 
 use crate::auth::BoxFuture;
 use crate::memory::budget::Reservation;

@@ -17,22 +17,21 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::render::{with_request, write_json};
+use super::render::{Prepared, Renderer};
 use super::{Accepted, DeliveryError, Submission, Upstream};
 use crate::auth::BoxFuture;
-use crate::message::{MimeLimits, SendRequest};
 use crate::smtp::reply;
 
 /// Writes messages into a directory.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: Arc<PathBuf>,
-    limits: Arc<MimeLimits>,
+    renderer: Renderer,
 }
 
 impl Outbox {
     /// Creates the directory if needed and checks that it is writable.
-    pub fn open(dir: &Path, limits: MimeLimits) -> Result<Outbox, String> {
+    pub fn open(dir: &Path, renderer: Renderer) -> Result<Outbox, String> {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let probe = dir.join(".write-test");
         File::create(&probe)
@@ -40,7 +39,7 @@ impl Outbox {
             .map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
         Ok(Outbox {
             dir: Arc::new(dir.to_path_buf()),
-            limits: Arc::new(limits),
+            renderer,
         })
     }
 }
@@ -48,9 +47,10 @@ impl Outbox {
 impl Upstream for Outbox {
     fn deliver(&self, sub: Submission) -> BoxFuture<'_, Result<Accepted, DeliveryError>> {
         let dir = Arc::clone(&self.dir);
-        let limits = Arc::clone(&self.limits);
+        let renderer = self.renderer.clone();
         Box::pin(async move {
-            match tokio::task::spawn_blocking(move || write_record(&dir, &limits, &sub)).await {
+            let write = move || write_record(&dir, renderer.prepare(sub)?);
+            match tokio::task::spawn_blocking(write).await {
                 Ok(result) => result,
                 Err(join) => Err(DeliveryError::new(
                     reply::INTERNAL_ERROR,
@@ -75,22 +75,20 @@ struct RelayInfo<'a> {
     id: &'a str,
     received_at: String,
     key_fingerprint: String,
-    idempotency_key: &'a str,
+    /// `null` when the message has no identity of its own and no explicit key.
+    idempotency_key: Option<&'a str>,
     request_id: &'a str,
 }
 
-#[derive(Serialize)]
-struct Record<'a> {
-    #[serde(flatten)]
-    request: &'a SendRequest<'a>,
-    relay: RelayInfo<'a>,
-}
-
-fn write_record(
-    dir: &Path,
-    limits: &MimeLimits,
-    sub: &Submission,
-) -> Result<Accepted, DeliveryError> {
+fn write_record(dir: &Path, prepared: Prepared) -> Result<Accepted, DeliveryError> {
+    let Prepared {
+        mut body,
+        idempotency_key,
+        key,
+        request_id,
+        received_at,
+        reservation,
+    } = prepared;
     let id = ulid::Ulid::new().to_string();
     let tmp = TempFile(dir.join(format!(".{id}.json.tmp")));
     let file = OpenOptions::new()
@@ -98,29 +96,29 @@ fn write_record(
         .create_new(true)
         .open(&tmp.0)
         .map_err(|e| storage_error(&tmp.0, e))?;
-    let received_at = OffsetDateTime::from(sub.received_at)
+    let received_at = OffsetDateTime::from(received_at)
         .format(&Rfc3339)
         .unwrap_or_default();
-    with_request(sub, limits, |request, idempotency_key| {
-        let record = Record {
-            request,
-            relay: RelayInfo {
-                id: &id,
-                received_at,
-                key_fingerprint: sub.key.fingerprint(),
-                idempotency_key,
-                request_id: &sub.request_id,
-            },
-        };
-        let mut out = BufWriter::with_capacity(256 * 1024, &file);
-        write_json(&mut out, &record)?;
-        out.write_all(b"\n")?;
-        out.flush()
-    })?;
+    let relay = RelayInfo {
+        id: &id,
+        received_at,
+        key_fingerprint: key.fingerprint(),
+        idempotency_key: idempotency_key.as_deref(),
+        request_id: &request_id,
+    };
+    body.append_field("relay", &relay)
+        .map_err(|e| storage_error(&tmp.0, std::io::Error::other(e)))?;
+    let mut out = BufWriter::with_capacity(256 * 1024, &file);
+    body.write_to(&mut out)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| storage_error(&tmp.0, e))?;
+    drop(out);
     file.sync_all().map_err(|e| storage_error(&tmp.0, e))?;
     let target = dir.join(format!("{id}.json"));
     fs::rename(&tmp.0, &target).map_err(|e| storage_error(&target, e))?;
     tmp.keep();
+    drop(reservation);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| storage_error(dir, e))?;

@@ -1,50 +1,106 @@
-//! Mapping a submission and serialising its request body, shared by every upstream.
+//! From a submission to a request ready to send, shared by every upstream: memory reserved
+//! for the parse, the message mapped, the reservation set to what the mapped message really
+//! holds, and the Idempotency-Key decided (rest-api.md).
+//!
+//! The Idempotency-Key is the message's `X-SP-Idempotency-Key`; else, when the message carries
+//! its own identity (a top-level `Message-ID` or `Date`), one derived from the key, envelope
+//! and bytes, so a resend after a lost `250` is a retry; else none, so two identical alerts
+//! are two messages (counted in `messages_without_identity_total`).
 
-use std::io::Write;
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use serde::Serialize;
+use prometheus::IntCounter;
 
 use super::{DeliveryError, Submission, idempotency};
-use crate::message::{MimeLimits, SendRequest, map_message};
+use crate::memory::FIXED_MESSAGE_COST;
+use crate::memory::budget::Reservation;
+use crate::message::{MimeLimits, RequestBody, map_message, parse_cost_bound};
+use crate::secret::ApiKey;
 use crate::smtp::reply;
 
-/// Maps the submission's message and calls `write` with the request and its
-/// Idempotency-Key (the message's `X-SP-Idempotency-Key`, else the derived one).
-pub fn with_request<R>(
-    sub: &Submission,
-    limits: &MimeLimits,
-    write: impl FnOnce(&SendRequest<'_>, &str) -> std::io::Result<R>,
-) -> Result<R, DeliveryError> {
-    let result = map_message(
-        &sub.message,
-        &sub.envelope,
-        &sub.source,
-        limits,
-        |request| {
-            let key = match request.idempotency_key.as_deref() {
-                Some(key) => key.to_string(),
-                None => idempotency::derived_key(&sub.key, &sub.envelope, &sub.message),
-            };
-            write(request, &key)
-        },
-    );
-    match result {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(DeliveryError::new(
-            reply::INTERNAL_ERROR,
-            format!("writing the request failed: {e}"),
-        )),
-        Err(e) => {
-            let reply = e.reply();
-            Err(DeliveryError::new(
-                reply,
-                format!("mapping refused the message: {e}"),
-            ))
-        }
-    }
+/// Turns submissions into requests; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    limits: Arc<MimeLimits>,
+    without_identity: IntCounter,
 }
 
-/// Serialises `value` as compact JSON into `out`.
-pub fn write_json(out: impl Write, value: &impl Serialize) -> std::io::Result<()> {
-    serde_json::to_writer(out, value).map_err(std::io::Error::other)
+/// A mapped submission: the body and what goes with it.
+#[derive(Debug)]
+pub struct Prepared {
+    pub body: RequestBody,
+    /// `None`: the message has no identity of its own; send no Idempotency-Key.
+    pub idempotency_key: Option<String>,
+    pub key: ApiKey,
+    pub request_id: String,
+    pub received_at: SystemTime,
+    /// What the body holds, reserved from the memory budget until it is dropped.
+    pub reservation: Reservation,
+}
+
+impl Renderer {
+    /// `without_identity` counts messages sent without an Idempotency-Key.
+    pub fn new(limits: MimeLimits, without_identity: IntCounter) -> Renderer {
+        Renderer {
+            limits: Arc::new(limits),
+            without_identity,
+        }
+    }
+
+    /// Maps `sub`. Blocking work (parsing, hashing): call it off the async workers for a large
+    /// message.
+    pub fn prepare(&self, sub: Submission) -> Result<Prepared, DeliveryError> {
+        let Submission {
+            envelope,
+            message,
+            mut reservation,
+            key,
+            source,
+            request_id,
+            received_at,
+        } = sub;
+        let size = message.len();
+        // The parse's tables are bounded before it runs, so the budget holds them too; it
+        // answers at once (the client is waiting for its reply to the final dot).
+        let bound = size
+            .saturating_add(parse_cost_bound(&message, &self.limits))
+            .saturating_add(FIXED_MESSAGE_COST);
+        if !reservation.grow_to(bound) {
+            return Err(DeliveryError::new(
+                reply::INSUFFICIENT_STORAGE,
+                format!("memory budget cannot hold the parse of a {size}-byte message"),
+            ));
+        }
+        let mapped = map_message(message, &envelope, &source, &self.limits).map_err(|e| {
+            DeliveryError::new(e.reply(), format!("mapping refused the message: {e}"))
+        })?;
+        let cost = size
+            .saturating_add(mapped.body.extra_cost())
+            .saturating_add(FIXED_MESSAGE_COST);
+        if !reservation.resize_to(cost) {
+            return Err(DeliveryError::new(
+                reply::INSUFFICIENT_STORAGE,
+                format!("memory budget cannot hold the request for a {size}-byte message"),
+            ));
+        }
+        let idempotency_key = match mapped.idempotency_key {
+            Some(key) => Some(key),
+            None if mapped.has_identity => {
+                Some(idempotency::derived_key(&key, &envelope, mapped.body.raw()))
+            }
+            None => {
+                self.without_identity.inc();
+                None
+            }
+        };
+        Ok(Prepared {
+            body: mapped.body,
+            idempotency_key,
+            key,
+            request_id,
+            received_at,
+            reservation,
+        })
+    }
 }

@@ -25,7 +25,7 @@ use crate::auth::{ApiKeys, Authenticator, CachePolicy, KeysFile};
 use crate::config::{Config, ConfigError, ListenerKind, UpstreamTarget, Verify};
 use crate::memory::budget::MemoryBudget;
 use crate::metrics::Metrics;
-use crate::pipeline::{HttpUpstream, Outbox, Upstream, client};
+use crate::pipeline::{HttpUpstream, Outbox, Renderer, Upstream, client};
 use crate::smtp::SessionConfig;
 
 /// Everything sessions share. Built once at start from the configuration.
@@ -89,6 +89,8 @@ impl Relay {
         let target = config
             .upstream_target()
             .map_err(|e| ConfigError::new("upstream.url", e))?;
+        let metrics = Arc::new(Metrics::new());
+        let renderer = Renderer::new(config.mime_limits(), metrics.without_identity.clone());
         let (upstream, api_keys): (Arc<dyn Upstream>, Option<ApiKeys>) = match target {
             UpstreamTarget::Http(base) => {
                 let client = client::build(&config)?;
@@ -98,16 +100,11 @@ impl Relay {
                     entries: config.auth.cache_entries,
                 };
                 let keys = ApiKeys::new(client.clone(), &base, config.timeouts.key_check.0, policy);
-                let http = HttpUpstream::new(
-                    client,
-                    &base,
-                    config.mime_limits(),
-                    config.timeouts.upstream.0,
-                );
+                let http = HttpUpstream::new(client, &base, renderer, config.timeouts.upstream.0);
                 (Arc::new(http), Some(keys))
             }
             UpstreamTarget::Outbox(dir) => {
-                let outbox = Outbox::open(&dir, config.mime_limits())
+                let outbox = Outbox::open(&dir, renderer)
                     .map_err(|e| ConfigError::new("upstream.url", e))?;
                 (Arc::new(outbox), None)
             }
@@ -135,7 +132,7 @@ impl Relay {
             session: Arc::new(config.session_config()),
             budget: MemoryBudget::new(config.limits.memory_budget.bytes()),
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             shutdown: Shutdown::new(),
             abuse: Arc::new(Abuse::new(AbusePolicy {
                 connections_per_ip: config.limits.connections_per_ip,

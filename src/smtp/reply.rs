@@ -467,10 +467,6 @@ pub fn mime_limit(detail: &str) -> Reply {
         format!("MIME structure exceeds safety limit: {detail}"),
     )
 }
-/// A multipart boundary the relay refuses to interpret (RFC 2231 form, over 998 bytes, ...).
-pub fn unsupported_boundary(detail: &str) -> Reply {
-    Reply::dynamic(554, "5.6.0", format!("Unsupported MIME boundary: {detail}"))
-}
 /// `X-SP-Track-Opens` / `X-SP-Track-Clicks` with a value other than true or false.
 pub fn invalid_tracking_value(header: &str, value: &str) -> Reply {
     Reply::dynamic(
