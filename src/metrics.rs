@@ -36,6 +36,9 @@ pub struct Metrics {
     pub message_size: Histogram,
     /// Message bytes held in memory now.
     pub memory_used: IntGauge,
+    /// Sessions that stopped reading because the memory budget was spent, by outcome
+    /// (`granted` after a wait, `timeout`: `452 4.3.1`).
+    pub memory_waits: IntCounterVec,
     /// Messages handed to the upstream without an Idempotency-Key: neither a top-level
     /// `Message-ID` nor a `Date` (rest-api.md), so a resend is a new message.
     pub without_identity: IntCounter,
@@ -68,6 +71,11 @@ impl Metrics {
         let upstream_requests = counter_vec(
             "upstream_requests_total",
             "Upstream deliveries by outcome (HTTP status class, error, timeout, written).",
+            &["outcome"],
+        );
+        let memory_waits = counter_vec(
+            "memory_waits_total",
+            "Sessions that paused for the memory budget, by outcome (granted, timeout).",
             &["outcome"],
         );
         let sessions = IntGaugeVec::new(
@@ -132,6 +140,7 @@ impl Metrics {
             upstream_latency,
             message_size,
             memory_used,
+            memory_waits,
             without_identity,
         }
     }

@@ -211,6 +211,9 @@ pub struct Limits {
     pub messages_per_connection: u32,
     /// Message bytes held in memory across all sessions.
     pub memory_budget: Size,
+    /// When the budget is spent, how long a session stops reading (TCP backpressure) before
+    /// `452 4.3.1`; paused time does not count against `timeouts.data_min_rate`.
+    pub memory_wait: Span,
     /// Bare CR/LF in DATA: `normalize` (to CRLF) or `reject` (`550 5.5.2`).
     pub bare_lf: BareLfPolicy,
     /// Connections open at once from one client address; more get `421 4.7.0`.
@@ -240,6 +243,7 @@ impl Default for Limits {
             junk_commands: 100,
             messages_per_connection: 1000,
             memory_budget: Size(1 << 30),
+            memory_wait: Span::secs(60),
             bare_lf: BareLfPolicy::Normalize,
             connections_per_ip: 50,
             ipv6_prefix: 64,

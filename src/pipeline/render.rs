@@ -66,7 +66,7 @@ impl Renderer {
         let bound = size
             .saturating_add(parse_cost_bound(&message, &self.limits))
             .saturating_add(FIXED_MESSAGE_COST);
-        if !reservation.grow_to(bound) {
+        if bound > reservation.bytes() && !reservation.resize_to(bound) {
             return Err(DeliveryError::new(
                 reply::INSUFFICIENT_STORAGE,
                 format!("memory budget cannot hold the parse of a {size}-byte message"),

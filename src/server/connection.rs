@@ -208,6 +208,10 @@ impl Connection {
                     }
                 }
                 Step::Flush => self.flush(&mut stream, &mut session).await?,
+                Step::WaitMemory => {
+                    self.flush(&mut stream, &mut session).await?;
+                    self.wait_for_memory(&mut session).await;
+                }
                 Step::StartTls => {
                     self.flush(&mut stream, &mut session).await?;
                     // RFC 3207 §4.2, CVE-2011-0411: plaintext sent after STARTTLS is dropped.
@@ -280,6 +284,8 @@ impl Connection {
         let now = Instant::now();
         let wait = session.wait();
         let deadline = match wait {
+            // The session asked for memory, not input; it never reads in this state.
+            Wait::Memory => return Ok(Read::Data),
             Wait::Command { authenticated, .. } => {
                 self.data_started = None;
                 let idle = if authenticated {
@@ -331,6 +337,52 @@ impl Connection {
             Ok(Ok(0)) => Ok(Read::Eof),
             Ok(Ok(_)) => Ok(Read::Data),
             Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Reads nothing until the budget can hold what the session asks for, or until
+    /// `limits.memory_wait` has passed (then `452 4.3.1`, from the session). The pause does
+    /// not count against `data_min_rate`: the client was not allowed to send.
+    async fn wait_for_memory(&mut self, session: &mut Session) {
+        let started = Instant::now();
+        let deadline = (started + self.relay.config.limits.memory_wait.0).min(self.session_deadline);
+        let released = &self.relay.memory_released;
+        let granted = loop {
+            // Registered before the retry, so a release between the two is not missed.
+            let notified = released.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if session.retry_memory() {
+                break true;
+            }
+            tokio::select! {
+                biased;
+                _ = self.relay.shutdown.forced() => {
+                    session.shutting_down();
+                    return;
+                }
+                _ = tokio::time::sleep_until(deadline) => break false,
+                _ = notified => {}
+            }
+        };
+        let waited = started.elapsed();
+        if let Some(data_started) = &mut self.data_started {
+            *data_started += waited;
+        }
+        let outcome = if granted { "granted" } else { "timeout" };
+        self.relay
+            .metrics
+            .memory_waits
+            .with_label_values(&[outcome])
+            .inc();
+        if granted {
+            tracing::debug!(waited_ms = waited.as_millis() as u64, "memory granted");
+        } else {
+            tracing::warn!(
+                waited_ms = waited.as_millis() as u64,
+                "memory budget still spent after limits.memory_wait: 452"
+            );
+            session.memory_timed_out();
         }
     }
 

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 pub use abuse::{Abuse, AbusePolicy, Refusal};
 pub use listener::run;
@@ -36,6 +36,8 @@ pub struct Relay {
     pub session: Arc<SessionConfig>,
     /// Message bytes held in memory across all sessions.
     pub budget: MemoryBudget,
+    /// Woken whenever the budget gets memory back, for sessions waiting for it.
+    pub memory_released: Arc<Notify>,
     /// Certificates and the rustls configuration.
     pub tls: tls::TlsSetup,
     /// Checks keys at AUTH.
@@ -90,6 +92,8 @@ impl Relay {
             .upstream_target()
             .map_err(|e| ConfigError::new("upstream.url", e))?;
         let metrics = Arc::new(Metrics::new());
+        let memory_released = Arc::new(Notify::new());
+        let released = Arc::clone(&memory_released);
         let renderer = Renderer::new(config.mime_limits(), metrics.without_identity.clone());
         let (upstream, api_keys): (Arc<dyn Upstream>, Option<ApiKeys>) = match target {
             UpstreamTarget::Http(base) => {
@@ -130,7 +134,11 @@ impl Relay {
         Ok(Relay {
             reloader,
             session: Arc::new(config.session_config()),
-            budget: MemoryBudget::new(config.limits.memory_budget.bytes()),
+            budget: MemoryBudget::with_hook(
+                config.limits.memory_budget.bytes(),
+                Arc::new(move || released.notify_waiters()),
+            ),
+            memory_released,
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
             metrics,
             shutdown: Shutdown::new(),

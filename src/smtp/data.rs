@@ -10,14 +10,20 @@
 //!   the upstream never sees a bare line ending (`normalize`, as Postfix 3.9). A lone `.` line
 //!   next to a bare line ending is dropped, as Postfix does. The `reject` policy receives the
 //!   same way and reports the bare ending at the end of data.
-//! - The size counts the un-stuffed, normalised content (RFC 1870 §4). Past the limit, or when
-//!   the memory budget is spent, the receiver keeps reading to the real end of data holding
-//!   nothing more, so the reply comes only after the final dot and the session stays in step
-//!   (adversarial DATA-02, SMUG-12).
+//! - The size counts the un-stuffed, normalised content (RFC 1870 §4). Past the limit the
+//!   receiver keeps reading to the real end of data holding nothing more, so the reply comes
+//!   only after the final dot and the session stays in step (adversarial DATA-02, SMUG-12).
+//! - Memory: before it takes input the receiver reserves what the message will cost once that
+//!   input is in (`crate::memory::message_cost_bound`). When the budget says wait, it takes
+//!   nothing ([`DataReceiver::needs_memory`]) until the driver, after a release, asks again
+//!   ([`DataReceiver::retry_memory`]) or gives up ([`DataReceiver::give_up_memory`]); then,
+//!   as past the size limit, it reads to the end of data holding nothing and the message is
+//!   refused with `452 4.3.1`.
 
 use memchr::memchr2;
 
-use crate::memory::budget::Reservation;
+use crate::memory::budget::{Grant, Reservation};
+use crate::memory::message_cost_bound;
 
 /// Memory is reserved from the global budget in steps of this many bytes.
 const RESERVE_STEP: usize = 256 * 1024;
@@ -77,11 +83,22 @@ pub struct DataReceiver {
     bare_cr: bool,
     policy: BareLfPolicy,
     reservation: Reservation,
+    /// What a large reservation asks for: the cost bound of the declared `SIZE=`, else of the
+    /// size limit.
+    large_hint: usize,
+    /// The reservation this receiver waits for before it takes more input, if any.
+    waiting_for: Option<usize>,
 }
 
 impl DataReceiver {
-    /// A receiver for at most `max_size` bytes, holding memory from `reservation`.
-    pub fn new(max_size: usize, policy: BareLfPolicy, reservation: Reservation) -> DataReceiver {
+    /// A receiver for at most `max_size` bytes, holding memory from `reservation`; a large
+    /// reservation asks for `large_hint` bytes.
+    pub fn new(
+        max_size: usize,
+        policy: BareLfPolicy,
+        reservation: Reservation,
+        large_hint: usize,
+    ) -> DataReceiver {
         DataReceiver {
             state: State::LineStart { proper: true },
             body: Vec::new(),
@@ -93,6 +110,63 @@ impl DataReceiver {
             bare_cr: false,
             policy,
             reservation,
+            large_hint,
+            waiting_for: None,
+        }
+    }
+
+    /// True while the receiver waits for memory and takes no input.
+    pub fn needs_memory(&self) -> bool {
+        self.waiting_for.is_some()
+    }
+
+    /// Asks again for the memory it waits for; true when it no longer waits (granted, or
+    /// found impossible, in which case the message will be refused).
+    pub fn retry_memory(&mut self) -> bool {
+        match self.waiting_for {
+            Some(want) => self.reserve(want),
+            None => true,
+        }
+    }
+
+    /// Stops waiting: the rest of the data is read and dropped, and the message refused.
+    pub fn give_up_memory(&mut self) {
+        self.waiting_for = None;
+        self.out_of_memory = true;
+        self.drop_body();
+    }
+
+    /// Makes sure the reservation covers the message once `incoming` more bytes are in (a
+    /// bare line ending can double them); false when it must wait.
+    fn room_for(&mut self, incoming: usize) -> bool {
+        if self.too_big || self.out_of_memory {
+            return true;
+        }
+        let grown = self
+            .size
+            .saturating_add(incoming.saturating_mul(2))
+            .min(self.max_size);
+        let want = message_cost_bound(grown);
+        if want <= self.reservation.bytes() {
+            return true;
+        }
+        self.reserve(want.next_multiple_of(RESERVE_STEP))
+    }
+
+    fn reserve(&mut self, want: usize) -> bool {
+        match self.reservation.request(want, self.large_hint) {
+            Grant::Held => {
+                self.waiting_for = None;
+                true
+            }
+            Grant::Wait => {
+                self.waiting_for = Some(want);
+                false
+            }
+            Grant::Never => {
+                self.give_up_memory();
+                true
+            }
         }
     }
 
@@ -103,7 +177,11 @@ impl DataReceiver {
 
     /// Consumes input up to and including the end of data. Returns the bytes consumed and,
     /// once the end of data was seen, the outcome with the memory reservation that covers it.
+    /// Takes nothing while it [needs memory](Self::needs_memory).
     pub fn receive(&mut self, input: &[u8]) -> (usize, Option<(Outcome, Reservation)>) {
+        if self.waiting_for.is_some() || !self.room_for(input.len()) {
+            return (0, None);
+        }
         let mut i = 0;
         while i < input.len() {
             let byte = input[i];
@@ -195,14 +273,8 @@ impl DataReceiver {
             self.drop_body();
             return;
         }
-        if self.size > self.reservation.bytes() {
-            let want = self.size.div_ceil(RESERVE_STEP) * RESERVE_STEP;
-            if !self.reservation.grow_to(want.min(self.max_size)) {
-                self.out_of_memory = true;
-                self.drop_body();
-                return;
-            }
-        }
+        // `room_for` reserved for this input before the loop began.
+        debug_assert!(self.size <= self.reservation.bytes());
         self.body.extend_from_slice(bytes);
     }
 

@@ -2,12 +2,12 @@
 //! (DATA-01), size accounting (DATA-02, DATA-03, SMUG-12) and split-invariance (SMUG-10).
 
 use super::*;
-use crate::memory::budget::MemoryBudget;
+use crate::memory::budget::{Grant, MemoryBudget};
 
 const BIG: usize = 1 << 30;
 
 fn receiver(max: usize, policy: BareLfPolicy) -> DataReceiver {
-    DataReceiver::new(max, policy, MemoryBudget::new(BIG).reservation())
+    DataReceiver::new(max, policy, MemoryBudget::new(BIG).reservation(), 0)
 }
 
 /// Feeds `input` in the given chunk sizes; returns (consumed, outcome) at the end of data.
@@ -172,15 +172,46 @@ fn discarding_uses_the_same_end_of_data_rules() {
 }
 
 #[test]
-fn memory_budget_is_enforced_and_released() {
-    let budget = MemoryBudget::new(RESERVE_STEP);
-    let mut rx = DataReceiver::new(BIG, BareLfPolicy::Normalize, budget.reservation());
-    let input = [vec![b'y'; RESERVE_STEP + 10], b"\r\n.\r\n".to_vec()].concat();
-    let (_, done) = rx.receive(&input);
+fn a_spent_budget_pauses_the_receiver_until_memory_is_released() {
+    const MIB: usize = 1 << 20;
+    let budget = MemoryBudget::new(4 * MIB);
+    let mut holder = budget.reservation();
+    assert_eq!(holder.request(3 * MIB, 3 * MIB), Grant::Held);
+    let mut rx = DataReceiver::new(BIG, BareLfPolicy::Normalize, budget.reservation(), 0);
+    let input = [vec![b'y'; MIB], b"\r\n.\r\n".to_vec()].concat();
+    // It would need 2.5 MiB: it takes nothing and waits.
+    assert_eq!(rx.receive(&input).0, 0);
+    assert!(rx.needs_memory());
+    assert_eq!(rx.receive(&input).0, 0, "nothing is taken while waiting");
+    assert!(!rx.retry_memory());
+    drop(holder);
+    assert!(rx.retry_memory());
+    let (n, done) = rx.receive(&input);
+    assert_eq!(n, input.len());
+    let (outcome, reservation) = done.unwrap();
+    assert!(matches!(outcome, Outcome::Message(ref m) if m.len() == MIB + 2));
+    assert!(reservation.bytes() >= MIB);
+    drop(reservation);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn giving_up_on_memory_drains_to_the_end_and_refuses() {
+    const MIB: usize = 1 << 20;
+    let budget = MemoryBudget::new(4 * MIB);
+    let mut holder = budget.reservation();
+    assert_eq!(holder.request(3 * MIB, 3 * MIB), Grant::Held);
+    let mut rx = DataReceiver::new(BIG, BareLfPolicy::Normalize, budget.reservation(), 0);
+    let input = [vec![b'y'; MIB], b"\r\n.\r\nNOOP\r\n".to_vec()].concat();
+    assert_eq!(rx.receive(&input).0, 0);
+    rx.give_up_memory();
+    assert!(!rx.needs_memory());
+    let (n, done) = rx.receive(&input);
+    assert_eq!(&input[n..], b"NOOP\r\n");
     let (outcome, reservation) = done.unwrap();
     assert!(matches!(outcome, Outcome::OutOfMemory));
     assert_eq!(reservation.bytes(), 0);
-    assert_eq!(budget.available(), RESERVE_STEP);
+    assert_eq!(budget.used(), 3 * MIB);
 }
 
 #[test]

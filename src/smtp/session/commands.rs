@@ -3,7 +3,8 @@
 use super::{Session, State, Step, Transaction};
 use crate::smtp::address::PathError;
 use crate::smtp::command::{self, ArgError, Command, ParamError};
-use crate::smtp::data::DataReceiver;
+use crate::memory::budget::Grant;
+use crate::memory::message_cost_bound;
 use crate::smtp::reply::{self, Reply};
 
 impl Session {
@@ -110,8 +111,13 @@ impl Session {
             self.reply(reply::MESSAGE_TOO_BIG);
             return None;
         }
-        let available = self.budget.available() as u64;
-        if available == 0 || mail.size.is_some_and(|size| size > available) {
+        // A declared size the whole budget could never hold is refused at once (RFC 1870
+        // §6.1); a budget only spent for now is waited for at DATA.
+        let largest = self.budget.largest_reservation() as u64;
+        if mail
+            .size
+            .is_some_and(|size| message_cost_bound(size as usize) as u64 > largest)
+        {
             self.reply(reply::INSUFFICIENT_STORAGE);
             return None;
         }
@@ -120,6 +126,7 @@ impl Session {
             rcpt_to: Vec::new(),
             rcpt_attempts: 0,
             smtputf8: mail.smtputf8,
+            declared_size: mail.size.map(|size| size as usize),
         });
         self.reply(reply::SENDER_OK);
         None
@@ -172,16 +179,14 @@ impl Session {
                 self.error(reply::NEED_RCPT)
             };
         }
-        if self.budget.available() == 0 {
-            self.reply(reply::INSUFFICIENT_STORAGE);
-            return None;
+        let (first, hint) = self.data_grant();
+        let mut reservation = self.budget.reservation();
+        match reservation.request(first, hint) {
+            Grant::Held => self.start_data(reservation),
+            // No `354` yet: the driver stops reading until memory is released.
+            Grant::Wait => self.state = State::DataGrant(reservation),
+            Grant::Never => self.reply(reply::INSUFFICIENT_STORAGE),
         }
-        self.write_raw("354 End data with <CR><LF>.<CR><LF>\r\n");
-        self.state = State::Data(Box::new(DataReceiver::new(
-            self.cfg.max_message_size,
-            self.cfg.bare_lf,
-            self.budget.reservation(),
-        )));
         None
     }
 

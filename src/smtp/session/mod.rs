@@ -7,6 +7,12 @@
 //! session waits for a result (TLS, key check, delivery) it consumes nothing, so pipelined
 //! commands after AUTH or DATA are judged only once that result is in (adversarial PIPE-08).
 //!
+//! Memory: at DATA the session reserves the message's first share of the budget before it
+//! answers `354`, and the DATA receiver reserves more as the message grows. When the budget
+//! says wait, the session takes no input and returns [`Step::WaitMemory`]: the driver stops
+//! reading (TCP backpressure), calls [`Session::retry_memory`] after each release, and after
+//! `limits.memory_wait` calls [`Session::memory_timed_out`] (`452 4.3.1`).
+//!
 //! What it deliberately does not do: read clocks (the driver maps [`Session::wait`] to a
 //! deadline), verify keys, parse MIME or talk to the upstream.
 
@@ -20,7 +26,8 @@ use super::data::{BareLfPolicy, DataReceiver, Outcome};
 use super::envelope::Envelope;
 use super::line::{Line, LineReader};
 use super::reply::{self, Reply};
-use crate::memory::budget::{MemoryBudget, Reservation};
+use crate::memory::budget::{Grant, MemoryBudget, Reservation};
+use crate::memory::message_cost_bound;
 use crate::secret::ApiKey;
 
 /// Replies are handed to the driver once this many bytes are queued, so a client that
@@ -68,6 +75,10 @@ pub enum Step {
     StartTls,
     /// Check the key, then call [`Session::auth_finished`].
     Authenticate(AuthRequest),
+    /// Flush the output, then read nothing until memory is released: call
+    /// [`Session::retry_memory`] after each release (and `process` once it says true), or
+    /// [`Session::memory_timed_out`] when `limits.memory_wait` has passed.
+    WaitMemory,
     /// Map and hand the message to the upstream, then call [`Session::delivered`].
     Deliver(Box<Delivery>),
     /// Flush the output and close the connection.
@@ -133,6 +144,8 @@ pub enum Wait {
     },
     /// Receiving message data.
     Data,
+    /// Waiting for memory; input is not read.
+    Memory,
 }
 
 /// A mail transaction between MAIL and the end of DATA.
@@ -142,12 +155,16 @@ struct Transaction {
     rcpt_to: Vec<String>,
     rcpt_attempts: u32,
     smtputf8: bool,
+    /// The `SIZE=` the client declared at MAIL.
+    declared_size: Option<usize>,
 }
 
 #[derive(Debug)]
 enum State {
     Command,
     Auth(auth::Stage),
+    /// DATA was accepted; its first memory grant is awaited before `354`.
+    DataGrant(Reservation),
     Data(Box<DataReceiver>),
     /// A TLS handshake, key check or delivery is under way.
     Waiting,
@@ -226,7 +243,9 @@ impl Session {
 
     /// What the session is waiting for, for the driver's timeouts.
     pub fn wait(&self) -> Wait {
-        match self.state {
+        match &self.state {
+            State::DataGrant(_) => Wait::Memory,
+            State::Data(rx) if rx.needs_memory() => Wait::Memory,
             State::Data(_) => Wait::Data,
             _ => Wait::Command {
                 authenticated: self.key.is_some(),
@@ -269,11 +288,15 @@ impl Session {
             match &mut self.state {
                 State::Closed => return (input.len(), Step::Close),
                 State::Waiting => return (used, Step::NeedInput),
+                State::DataGrant(_) => return (used, Step::WaitMemory),
                 State::Data(rx) => {
                     let (n, done) = rx.receive(rest);
                     used += n;
                     let size = rx.size();
                     let Some((outcome, reservation)) = done else {
+                        if rx.needs_memory() {
+                            return (used, Step::WaitMemory);
+                        }
                         return (used, Step::NeedInput);
                     };
                     if let Some(step) = self.end_of_data(outcome, reservation, size) {
@@ -351,6 +374,49 @@ impl Session {
         }
     }
 
+    /// Memory was released: asks again for what the session waits for. True when it no
+    /// longer waits (call `process` again); false to keep waiting.
+    pub fn retry_memory(&mut self) -> bool {
+        let (first, hint) = self.data_grant();
+        match &mut self.state {
+            State::DataGrant(reservation) => {
+                let grant = reservation.request(first, hint);
+                match grant {
+                    Grant::Wait => false,
+                    Grant::Held => {
+                        let State::DataGrant(reservation) =
+                            std::mem::replace(&mut self.state, State::Command)
+                        else {
+                            return true;
+                        };
+                        self.start_data(reservation);
+                        true
+                    }
+                    Grant::Never => {
+                        self.state = State::Command;
+                        self.reply(reply::INSUFFICIENT_STORAGE);
+                        true
+                    }
+                }
+            }
+            State::Data(rx) => rx.retry_memory(),
+            _ => true,
+        }
+    }
+
+    /// `limits.memory_wait` passed and the budget is still spent: before `354`, DATA gets
+    /// `452 4.3.1`; inside DATA, the rest is read and dropped and the end of data gets it.
+    pub fn memory_timed_out(&mut self) {
+        match &mut self.state {
+            State::DataGrant(_) => {
+                self.state = State::Command;
+                self.reply(reply::INSUFFICIENT_STORAGE);
+            }
+            State::Data(rx) => rx.give_up_memory(),
+            _ => {}
+        }
+    }
+
     /// The client was silent past its deadline: `421 4.4.2`, then close.
     pub fn timed_out(&mut self) {
         self.reply(reply::timeout(&self.cfg.hostname));
@@ -406,6 +472,34 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The first grant at DATA and the large reservation hint: the cost bound of the declared
+    /// `SIZE=`, else a first step now and the cost bound of the size limit later.
+    fn data_grant(&self) -> (usize, usize) {
+        let declared = self.tx.as_ref().and_then(|tx| tx.declared_size);
+        match declared {
+            Some(size) => {
+                let cost = message_cost_bound(size.min(self.cfg.max_message_size));
+                (cost, cost)
+            }
+            None => (
+                message_cost_bound(0),
+                message_cost_bound(self.cfg.max_message_size),
+            ),
+        }
+    }
+
+    /// Accepts the data with `reservation` holding its first grant: `354`, then the receiver.
+    fn start_data(&mut self, reservation: Reservation) {
+        let (_, hint) = self.data_grant();
+        self.write_raw("354 End data with <CR><LF>.<CR><LF>\r\n");
+        self.state = State::Data(Box::new(DataReceiver::new(
+            self.cfg.max_message_size,
+            self.cfg.bare_lf,
+            reservation,
+            hint,
+        )));
     }
 
     fn end_of_data(
