@@ -133,7 +133,7 @@ impl Relay {
         Ok(Relay {
             reloader,
             session: Arc::new(config.session_config()),
-            budget: MemoryBudget::new(config.limits.memory_budget.bytes()),
+            budget: MemoryBudget::new(config.effective_memory_budget().bytes),
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
             metrics: Arc::new(Metrics::new()),
             shutdown: Shutdown::new(),
