@@ -2,8 +2,9 @@
 # Builds and checks the container image with rootful podman, with no registry:
 #
 #   scripts/container.sh build   builder base image (if missing) + `podman build`
-#   scripts/container.sh test    build, lint the Dockerfile (hadolint), run the image, send a
-#                                message through it with swaks, stop it with SIGTERM
+#   scripts/container.sh test    build, check the memory budget under a 256 MiB memory limit,
+#                                lint the Dockerfile (hadolint), run the image, send a message
+#                                through it with swaks, stop it with SIGTERM
 #
 # The builder base is a Debian bookworm root made with debootstrap, plus gcc and this
 # machine's Rust toolchain, imported with `podman import`. The final image starts FROM scratch
@@ -69,6 +70,20 @@ build() {
   podman image inspect "$IMAGE" --format 'image {{.Id}} {{.Size}} bytes'
 }
 
+# The default memory budget is 70% of the container's memory limit, read from the cgroup
+# (v1 on hosts like this one, v2 elsewhere; the unit tests cover both with fixture files).
+memory_budget() {
+  echo "== memory budget under podman run --memory 256m"
+  local out line
+  local expected='^# memory budget: 179\.2 MiB \(70% of the cgroup v[12] memory limit 256 MiB\)$'
+  # check-config warns on stderr about the TLS files, which are not mounted here.
+  out=$(podman run --rm --memory 256m "$IMAGE" check-config 2>"$WORK/memory-budget.log") \
+    || { cat "$WORK/memory-budget.log"; exit 1; }
+  line=$(grep '^# memory budget: ' <<<"$out") || { echo "no memory budget line:"; echo "$out"; exit 1; }
+  echo "$line"
+  [[ $line =~ $expected ]] || { echo "expected a line matching $expected"; exit 1; }
+}
+
 smoke() {
   echo "== hadolint"
   hadolint Dockerfile
@@ -125,6 +140,6 @@ print(*[s.getsockname()[1] for s in ports])')
 
 case "${1:-test}" in
   build) build ;;
-  test) build && smoke ;;
+  test) build && memory_budget && smoke ;;
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac

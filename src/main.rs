@@ -59,6 +59,13 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
                 relay.budget.clone(),
             ));
         }
+        let budget = relay.config.effective_memory_budget();
+        tracing::info!(
+            memory_budget = budget.bytes,
+            origin = %budget.origin,
+            memory_wait = %humantime::format_duration(relay.config.limits.memory_wait.0),
+            "memory budget {budget}"
+        );
         tracing::info!(
             config = %origin,
             upstream = %relay.upstream.describe(),
@@ -138,6 +145,9 @@ fn check_config(args: &ConfigArgs) -> Result<(), String> {
     }
     println!("# {origin}: OK");
     println!("# active upstream: {upstream:?}");
+    // Not in the settings below when limits.memory_budget is left out: the value in effect
+    // then depends on the container this runs in.
+    println!("# memory budget: {}", config.effective_memory_budget());
     print!("{effective}");
     Ok(())
 }

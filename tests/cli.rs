@@ -75,6 +75,47 @@ fn check_config_accepts_the_shipped_configuration() {
     assert!(stdout.starts_with("# config/relay.toml: OK\n"), "{stdout}");
     assert!(stdout.contains("# active upstream: Outbox(\"var/outbox\")"));
     assert!(stdout.contains("message_size = 26214400"));
+    assert!(stdout.contains("memory_wait = \"1m\""), "{stdout}");
+}
+
+#[test]
+fn check_config_prints_the_memory_budget_and_its_origin() {
+    // Left out, the budget depends on the machine: a container limit or the 1 GiB default.
+    let out = relay().arg("check-config").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("# memory budget: "))
+        .unwrap_or_else(|| panic!("no memory budget line in {stdout}"));
+    assert!(
+        line == "# memory budget: 1 GiB (default, no container memory limit found)"
+            || line.contains("% of the cgroup v"),
+        "{line}"
+    );
+    // Set, it is the configured value.
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.toml");
+    std::fs::write(
+        &path,
+        base.replace("# memory_budget = \"1GiB\"", "memory_budget = \"1536MiB\""),
+    )
+    .unwrap();
+    let out = relay()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("# memory budget: 1.5 GiB (set by limits.memory_budget)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("memory_budget = 1610612736"), "{stdout}");
 }
 
 #[test]
@@ -151,8 +192,16 @@ fn bad_configurations_are_one_line_naming_the_setting() {
             "auth.verify: \"upstream\" needs an http upstream",
         ),
         (
-            Box::new(|c| c.replace("memory_budget = \"1GiB\"", "memory_budget = \"1MiB\"")),
-            "limits.memory_budget: must be at least limits.message_size",
+            Box::new(|c| c.replace("# memory_budget = \"1GiB\"", "memory_budget = \"1MiB\"")),
+            "limits.memory_budget: 1 MiB is below the 37.83 MiB a 25 MiB message needs",
+        ),
+        (
+            Box::new(|c| c.replace("memory_wait = \"60s\"", "memory_wait = \"0s\"")),
+            "limits.memory_wait: must be longer than 0s",
+        ),
+        (
+            Box::new(|c| c.replace("memory_wait = \"60s\"", "memory_wait = \"abc\"")),
+            "limits.memory_wait: invalid duration \"abc\"",
         ),
         (Box::new(|c| c.replace("[server]", "[server\n")), "line "),
     ];
@@ -261,6 +310,9 @@ fn the_production_configuration_checks() {
         "{stdout}"
     );
     assert!(stdout.contains("verify = \"upstream\""));
+    // The budget is no longer pinned: it follows the container's memory limit.
+    assert!(!stdout.contains("memory_budget ="), "{stdout}");
+    assert!(stdout.contains("# memory budget: "), "{stdout}");
     assert!(
         stdout.contains("address = \"0.0.0.0:587\"")
             && stdout.contains("address = \"0.0.0.0:465\"")

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Config, Listener, ListenerKind, LogFormat};
+use crate::memory::limit::CgroupLimit;
 
 /// The shipped development configuration, used when no file is given and
 /// `config/relay.toml` is not in the working directory.
@@ -76,10 +77,25 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<(Config, Strin
     Ok((config, origin))
 }
 
-/// Parses, overrides and validates configuration text.
+/// Parses, overrides and validates configuration text, with the memory limit of the
+/// container this process runs in (the default of `limits.memory_budget` derives from it).
 pub fn load_str(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    load_str_with_limit(text, overrides, crate::memory::limit::memory_limit())
+}
+
+/// [`load_str`] with the container's memory limit given instead of detected (tests).
+///
+/// The limit is recorded here, before validation, because the budget in effect must be
+/// checked against `limits.message_size` and is then read from the finished configuration
+/// by `serve` and `check-config` alike.
+pub fn load_str_with_limit(
+    text: &str,
+    overrides: &Overrides,
+    container_limit: Option<CgroupLimit>,
+) -> Result<Config, ConfigError> {
     let mut config = parse(text)?;
     apply(&mut config, overrides)?;
+    config.container_memory_limit = container_limit;
     super::validate::validate(&config)?;
     Ok(config)
 }
@@ -173,4 +189,83 @@ fn parse_listen(spec: &str) -> Result<Listener, ConfigError> {
         proxy_protocol: false,
         trusted_proxies: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::limit::{BudgetOrigin, CgroupVersion};
+
+    const MIB: u64 = 1 << 20;
+
+    fn with_limit(text: &str, mib: u64) -> Result<Config, ConfigError> {
+        let limit = CgroupLimit {
+            bytes: mib * MIB,
+            version: CgroupVersion::V2,
+        };
+        load_str_with_limit(text, &Overrides::default(), Some(limit))
+    }
+
+    #[test]
+    fn the_budget_defaults_to_a_share_of_the_container_limit() {
+        let config = with_limit(EMBEDDED_DEFAULT, 2560).unwrap();
+        let budget = config.effective_memory_budget();
+        assert_eq!(budget.bytes, 1792 << 20);
+        assert!(matches!(budget.origin, BudgetOrigin::Cgroup(_)));
+        assert_eq!(
+            config.limits.memory_wait.0,
+            std::time::Duration::from_secs(60)
+        );
+
+        let config = load_str_with_limit(EMBEDDED_DEFAULT, &Overrides::default(), None).unwrap();
+        assert_eq!(config.effective_memory_budget().bytes, 1 << 30);
+    }
+
+    #[test]
+    fn a_configured_budget_wins_over_the_container_limit() {
+        let text = EMBEDDED_DEFAULT.replace("[limits]", "[limits]\nmemory_budget = \"40MiB\"");
+        let config = with_limit(&text, 48).unwrap();
+        let budget = config.effective_memory_budget();
+        assert_eq!(
+            (budget.bytes, budget.origin),
+            (40 << 20, BudgetOrigin::Configured)
+        );
+    }
+
+    #[test]
+    fn a_container_limit_too_small_for_a_message_is_refused_naming_the_cgroup() {
+        let e = with_limit(EMBEDDED_DEFAULT, 48).unwrap_err();
+        assert_eq!(e.setting, "limits.memory_budget");
+        assert_eq!(
+            e.message,
+            "70% of the cgroup v2 memory limit 48 MiB is 33.6 MiB, below the 37.83 MiB a 25 MiB \
+             message needs (limits.message_size); set limits.memory_budget or raise the \
+             container's memory limit"
+        );
+    }
+
+    #[test]
+    fn a_configured_budget_too_small_is_refused() {
+        let text = EMBEDDED_DEFAULT.replace("[limits]", "[limits]\nmemory_budget = \"30MiB\"");
+        let e = load_str_with_limit(&text, &Overrides::default(), None).unwrap_err();
+        assert_eq!(e.setting, "limits.memory_budget");
+        assert!(
+            e.message.starts_with("30 MiB is below the 37.83 MiB"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn memory_wait_must_be_a_positive_duration() {
+        let text = EMBEDDED_DEFAULT.replace("memory_wait = \"60s\"", "memory_wait = \"0s\"");
+        let e = load_str_with_limit(&text, &Overrides::default(), None).unwrap_err();
+        assert_eq!(
+            (e.setting.as_str(), e.message.as_str()),
+            ("limits.memory_wait", "must be longer than 0s")
+        );
+        let text = EMBEDDED_DEFAULT.replace("memory_wait = \"60s\"", "memory_wait = \"abc\"");
+        let e = load_str_with_limit(&text, &Overrides::default(), None).unwrap_err();
+        assert_eq!(e.setting, "limits.memory_wait");
+    }
 }

@@ -14,10 +14,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{ConfigError, Overrides, load, load_str};
+pub use load::{ConfigError, Overrides, load, load_str, load_str_with_limit};
 pub use units::{Size, Span};
 pub use validate::missing_files;
 
+use crate::memory::limit::{CgroupLimit, EffectiveBudget};
 use crate::smtp::data::BareLfPolicy;
 
 /// The whole configuration.
@@ -42,6 +43,13 @@ pub struct Config {
     pub log: Log,
     /// `[admin]`.
     pub admin: Admin,
+    /// The container's memory limit, found when the configuration is loaded ([`load`]); not a
+    /// setting, never read from or written to the file. `limits.memory_budget` left out
+    /// derives from it: read the budget in effect with [`Config::effective_memory_budget`].
+    /// A configuration built in code (tests) has none, so its default budget does not depend
+    /// on the machine the tests run on.
+    #[serde(skip)]
+    pub container_memory_limit: Option<CgroupLimit>,
 }
 
 /// `[server]`.
@@ -209,8 +217,10 @@ pub struct Limits {
     pub junk_commands: u32,
     /// Messages per connection.
     pub messages_per_connection: u32,
-    /// Message bytes held in memory across all sessions.
-    pub memory_budget: Size,
+    /// Message bytes held in memory across all sessions. Not set (the default): a share of
+    /// the container's memory limit, else 1 GiB; [`Config::effective_memory_budget`] is the
+    /// value in effect.
+    pub memory_budget: Option<Size>,
     /// When the budget is spent, how long a session stops reading (TCP backpressure) before
     /// `452 4.3.1`; paused time does not count against `timeouts.data_min_rate`.
     pub memory_wait: Span,
@@ -242,7 +252,7 @@ impl Default for Limits {
             errors: 10,
             junk_commands: 100,
             messages_per_connection: 1000,
-            memory_budget: Size(1 << 30),
+            memory_budget: None,
             memory_wait: Span::secs(60),
             bare_lf: BareLfPolicy::Normalize,
             connections_per_ip: 50,
@@ -381,6 +391,16 @@ impl Config {
             ));
         }
         Ok(UpstreamTarget::Http(url.trim_end_matches('/').to_string()))
+    }
+
+    /// The memory budget in effect and where it came from: `limits.memory_budget` when set,
+    /// else 70% of the container's memory limit found at load, else 1 GiB. Everything that
+    /// sizes or reports the budget reads it here, so `serve` and `check-config` agree.
+    pub fn effective_memory_budget(&self) -> EffectiveBudget {
+        crate::memory::limit::effective_budget_with(
+            self.limits.memory_budget.map(Size::bytes),
+            self.container_memory_limit,
+        )
     }
 
     /// The session settings derived from this configuration.

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use super::{Config, ConfigError, UpstreamTarget, Verify};
+use crate::memory::limit::{BudgetOrigin, human_size};
 
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     let err = |setting: &str, message: String| Err(ConfigError::new(setting, message));
@@ -103,12 +104,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             );
         }
     }
-    if l.memory_budget.0 < l.message_size.0 {
-        return err(
-            "limits.memory_budget",
-            "must be at least limits.message_size, or no message of the maximum size could be received".into(),
-        );
-    }
+    memory_budget(c)?;
 
     let t = &c.timeouts;
     for (setting, span) in [
@@ -126,6 +122,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         ("tls.reload_interval", c.tls.reload_interval),
         ("limits.auth_failure_window", l.auth_failure_window),
         ("limits.auth_cooldown", l.auth_cooldown),
+        ("limits.memory_wait", l.memory_wait),
     ] {
         if span.0.is_zero() {
             return err(setting, "must be longer than 0s".into());
@@ -167,6 +164,37 @@ pub fn missing_files(c: &Config) -> Vec<ConfigError> {
             ConfigError::new(setting, format!("{} does not exist", path.display()))
         })
         .collect()
+}
+
+/// The budget in effect must hold the largest message with the share kept for first grants
+/// ([`crate::memory::minimum_budget`]); otherwise a message of `limits.message_size` could
+/// never be received. When the value came from the container's limit, the error says so,
+/// since the fix may be the container's limit rather than this file.
+fn memory_budget(c: &Config) -> Result<(), ConfigError> {
+    let budget = c.effective_memory_budget();
+    let message_size = c.limits.message_size.bytes();
+    let needed = crate::memory::minimum_budget(message_size);
+    if budget.bytes >= needed {
+        return Ok(());
+    }
+    let (have, needed, message) = (
+        human_size(budget.bytes as u64),
+        human_size(needed as u64),
+        human_size(message_size as u64),
+    );
+    let text = match budget.origin {
+        BudgetOrigin::Configured => format!(
+            "{have} is below the {needed} a {message} message needs (limits.message_size); raise it or lower limits.message_size"
+        ),
+        BudgetOrigin::Cgroup(_) => format!(
+            "{origin} is {have}, below the {needed} a {message} message needs (limits.message_size); set limits.memory_budget or raise the container's memory limit",
+            origin = budget.origin
+        ),
+        BudgetOrigin::Default => format!(
+            "the default {have} is below the {needed} a {message} message needs (limits.message_size); set limits.memory_budget"
+        ),
+    };
+    Err(ConfigError::new("limits.memory_budget", text))
 }
 
 fn positive(setting: &str, value: u64) -> Result<(), ConfigError> {

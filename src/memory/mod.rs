@@ -8,6 +8,7 @@
 //! reservations and the mapping agree on what a message may cost.
 
 pub mod budget;
+pub mod limit;
 
 /// Largest reservation one message can need while it is received: its bytes, plus an eighth
 /// for what parsing and rendering add on top (part tables, decoded text in a legacy charset,

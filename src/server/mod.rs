@@ -135,7 +135,7 @@ impl Relay {
             reloader,
             session: Arc::new(config.session_config()),
             budget: MemoryBudget::with_hook(
-                config.limits.memory_budget.bytes(),
+                config.effective_memory_budget().bytes,
                 Arc::new(move || released.notify_waiters()),
             ),
             memory_released,
