@@ -193,7 +193,7 @@ fn bad_configurations_are_one_line_naming_the_setting() {
         ),
         (
             Box::new(|c| c.replace("# memory_budget = \"1GiB\"", "memory_budget = \"1MiB\"")),
-            "limits.memory_budget: 1 MiB is below the 37.83 MiB a 25 MiB message needs",
+            "limits.memory_budget: 1 MiB is below the 37.67 MiB a 25 MiB message needs",
         ),
         (
             Box::new(|c| c.replace("memory_wait = \"60s\"", "memory_wait = \"0s\"")),

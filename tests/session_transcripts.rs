@@ -838,3 +838,108 @@ fn http_on_the_smtp_port_is_refused_and_closed() {
         assert!(run.closed);
     }
 }
+
+/// A budget of 2 MiB whose large pool (1.5 MiB) another session holds: the small pool
+/// (512 KiB) is free.
+fn budget_mostly_held() -> (
+    sendpigeon_relay::memory::budget::MemoryBudget,
+    Vec<sendpigeon_relay::memory::budget::Reservation>,
+) {
+    let budget = sendpigeon_relay::memory::budget::MemoryBudget::new(2 << 20);
+    let mut other = budget.reservation();
+    other.request(3 << 19, 3 << 19);
+    (budget, vec![other])
+}
+
+/// A budget entirely held by others: even DATA's first grant must wait.
+fn budget_spent() -> (
+    sendpigeon_relay::memory::budget::MemoryBudget,
+    Vec<sendpigeon_relay::memory::budget::Reservation>,
+) {
+    let (budget, mut held) = budget_mostly_held();
+    let mut small = budget.reservation();
+    small.request(1 << 19, 0);
+    held.push(small);
+    (budget, held)
+}
+
+#[test]
+fn a_spent_budget_holds_back_the_354_then_refuses_data_and_the_session_goes_on() {
+    // No `354` while memory is spent; when `memory_wait` ends without a release, DATA gets
+    // 452 and the session is still in step.
+    let run = check_with(
+        &cfg(),
+        None,
+        &after_auth(&[
+            (
+                TX,
+                "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n452 4.3.1 Insufficient system storage\r\n",
+            ),
+            ("RSET\r\n", OK),
+            ("QUIT\r\n", BYE),
+        ]),
+        &budget_spent,
+    );
+    assert!(run.delivered.is_empty());
+    assert_eq!(run.memory_waits, 1);
+}
+
+#[test]
+fn a_budget_spent_mid_data_refuses_after_the_final_dot() {
+    // The message outgrows the free small pool; the large pool stays held, so the data is
+    // read to its end, nothing kept, and the end of data gets 452; the session goes on. The
+    // body is too long for a split at every byte: whole, bytewise and a few splits.
+    let body = format!(
+        "Subject: big\r\n\r\n{}\r\n.\r\nNOOP\r\n",
+        "x".repeat(500_000)
+    );
+    let mut runs = Vec::new();
+    for cut in [
+        Cut::Whole,
+        Cut::Bytewise,
+        Cut::At(1),
+        Cut::At(4096),
+        Cut::At(200_000),
+    ] {
+        let (budget, _held) = budget_mostly_held();
+        let mut h = Harness::with(cfg(), Some("TLSv1.3"), budget);
+        h.turn(b"EHLO c.example\r\n", Cut::Whole);
+        h.turn(AUTH_PLAIN_OK.as_bytes(), Cut::Whole);
+        assert_eq!(h.turn(TX.as_bytes(), Cut::Whole), TX_OK);
+        let reply = h.turn(body.as_bytes(), cut);
+        assert_eq!(
+            reply,
+            format!("452 4.3.1 Insufficient system storage\r\n{OK}")
+        );
+        runs.push(h.finish());
+    }
+    for run in &runs {
+        assert!(run.delivered.is_empty());
+        assert_eq!(run.memory_waits, 1);
+    }
+}
+
+#[test]
+fn a_message_that_fits_the_free_pool_never_waits() {
+    let run = check_with(
+        &cfg(),
+        None,
+        &after_auth(&[(TX, TX_OK), ("Subject: hi\r\n\r\nHello\r\n.\r\n", QUEUED)]),
+        &budget_mostly_held,
+    );
+    assert_eq!(run.delivered.len(), 1);
+    assert_eq!(run.memory_waits, 0);
+}
+
+#[test]
+fn a_declared_size_beyond_the_whole_budget_is_refused_at_mail() {
+    check_with(
+        &cfg(),
+        None,
+        &after_auth(&[(
+            "MAIL FROM:<s@sender.example> SIZE=2000000\r\n",
+            "452 4.3.1 Insufficient system storage\r\n",
+        )]),
+        &budget_mostly_held,
+    );
+}

@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(e.setting, "limits.memory_budget");
         assert_eq!(
             e.message,
-            "70% of the cgroup v2 memory limit 48 MiB is 33.6 MiB, below the 37.83 MiB a 25 MiB \
+            "70% of the cgroup v2 memory limit 48 MiB is 33.6 MiB, below the 37.67 MiB a 25 MiB \
              message needs (limits.message_size); set limits.memory_budget or raise the \
              container's memory limit"
         );
@@ -250,7 +250,7 @@ mod tests {
         let e = load_str_with_limit(&text, &Overrides::default(), None).unwrap_err();
         assert_eq!(e.setting, "limits.memory_budget");
         assert!(
-            e.message.starts_with("30 MiB is below the 37.83 MiB"),
+            e.message.starts_with("30 MiB is below the 37.67 MiB"),
             "{}",
             e.message
         );

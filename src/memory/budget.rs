@@ -361,21 +361,29 @@ mod tests {
 
     #[test]
     fn the_queue_is_first_come_first_served() {
-        let budget = MemoryBudget::new(12 * MIB);
+        let budget = MemoryBudget::new(10 * MIB);
         let mut holder = budget.reservation();
         assert_eq!(holder.request(2 * MIB, 6 * MIB), Grant::Held);
         let mut first = budget.reservation();
         let mut second = budget.reservation();
         assert_eq!(first.request(2 * MIB, 6 * MIB), Grant::Wait);
-        assert_eq!(second.request(2 * MIB, 2 * MIB), Grant::Wait, "not ahead of first");
+        assert_eq!(
+            second.request(2 * MIB, 2 * MIB),
+            Grant::Wait,
+            "not ahead of first"
+        );
         drop(holder);
-        assert_eq!(second.request(2 * MIB, 2 * MIB), Grant::Wait, "still first's turn");
+        assert_eq!(
+            second.request(2 * MIB, 2 * MIB),
+            Grant::Wait,
+            "still first's turn"
+        );
         assert_eq!(first.request(2 * MIB, 6 * MIB), Grant::Held);
         assert_eq!(second.request(2 * MIB, 2 * MIB), Grant::Held);
         // Leaving the queue gives the turn to the next.
         let mut third = budget.reservation();
         let mut fourth = budget.reservation();
-        assert_eq!(third.request(9 * MIB, 0), Grant::Wait);
+        assert_eq!(third.request(7 * MIB, 0), Grant::Wait);
         assert_eq!(fourth.request(2 * MIB, 0), Grant::Wait);
         drop(third);
         assert_eq!(fourth.request(2 * MIB, 0), Grant::Held);
@@ -389,7 +397,11 @@ mod tests {
         assert_eq!(a.request(2 * MIB, 2 * MIB), Grant::Held);
         assert_eq!(b.request(2 * MIB, 4 * MIB), Grant::Held);
         assert_eq!(a.request(3 * MIB, 0), Grant::Held, "free memory is taken");
-        assert_eq!(b.request(6 * MIB, 0), Grant::Never, "not free: never queued");
+        assert_eq!(
+            b.request(6 * MIB, 0),
+            Grant::Never,
+            "not free: never queued"
+        );
         assert!(!b.is_queued());
     }
 

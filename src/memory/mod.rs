@@ -20,9 +20,13 @@ pub fn message_cost_bound(message_size: usize) -> usize {
         .saturating_add(FIXED_MESSAGE_COST)
 }
 
-/// What every message costs on top of its bytes: the read buffer share, the request's
-/// chunk buffer and the parse tables of a small message.
-pub const FIXED_MESSAGE_COST: usize = 256 * 1024;
+/// What every message costs on top of its bytes: the request's chunk buffer (64 KiB and a
+/// little), the transcoder's scratch and the parse tables of a small message.
+pub const FIXED_MESSAGE_COST: usize = 128 * 1024;
+
+/// The message bytes DATA's first grant covers: most transactional mail is smaller, so it
+/// is received without asking the budget again.
+pub const FIRST_GRANT_BYTES: usize = 128 * 1024;
 
 /// The smallest budget that still accepts a message of `message_size` bytes: a quarter of
 /// the budget is kept for the first grant of every message (so many small messages never

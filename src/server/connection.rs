@@ -345,7 +345,8 @@ impl Connection {
     /// not count against `data_min_rate`: the client was not allowed to send.
     async fn wait_for_memory(&mut self, session: &mut Session) {
         let started = Instant::now();
-        let deadline = (started + self.relay.config.limits.memory_wait.0).min(self.session_deadline);
+        let deadline =
+            (started + self.relay.config.limits.memory_wait.0).min(self.session_deadline);
         let released = &self.relay.memory_released;
         let granted = loop {
             // Registered before the retry, so a release between the two is not missed.

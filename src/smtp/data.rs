@@ -136,15 +136,16 @@ impl DataReceiver {
         self.drop_body();
     }
 
-    /// Makes sure the reservation covers the message once `incoming` more bytes are in (a
-    /// bare line ending can double them); false when it must wait.
-    fn room_for(&mut self, incoming: usize) -> bool {
+    /// Makes sure the reservation covers the message once `input` is in (each bare CR or LF
+    /// in it may become two bytes); false when it must wait.
+    fn room_for(&mut self, input: &[u8]) -> bool {
         if self.too_big || self.out_of_memory {
             return true;
         }
+        let line_ends = memchr::memchr2_iter(b'\r', b'\n', input).count();
         let grown = self
             .size
-            .saturating_add(incoming.saturating_mul(2))
+            .saturating_add(input.len() + line_ends)
             .min(self.max_size);
         let want = message_cost_bound(grown);
         if want <= self.reservation.bytes() {
@@ -179,7 +180,7 @@ impl DataReceiver {
     /// once the end of data was seen, the outcome with the memory reservation that covers it.
     /// Takes nothing while it [needs memory](Self::needs_memory).
     pub fn receive(&mut self, input: &[u8]) -> (usize, Option<(Outcome, Reservation)>) {
-        if self.waiting_for.is_some() || !self.room_for(input.len()) {
+        if self.waiting_for.is_some() || !self.room_for(input) {
             return (0, None);
         }
         let mut i = 0;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sendpigeon_relay::memory::budget::MemoryBudget;
+use sendpigeon_relay::memory::budget::{MemoryBudget, Reservation};
 use sendpigeon_relay::smtp::data::BareLfPolicy;
 use sendpigeon_relay::smtp::{AuthOutcome, Reply, Session, SessionConfig, Step};
 
@@ -63,6 +63,8 @@ pub struct Run {
     pub closed: bool,
     /// Keys sent for checking (the harness only records whether one was sent).
     pub auth_checks: usize,
+    /// Times the session paused for memory.
+    pub memory_waits: usize,
 }
 
 /// How each turn's bytes are cut into reads.
@@ -98,6 +100,7 @@ impl Harness {
                 delivered: Vec::new(),
                 closed: false,
                 auth_checks: 0,
+                memory_waits: 0,
             },
             upstream: Box::new(|_| Ok("Q1".to_string())),
         };
@@ -169,6 +172,14 @@ impl Harness {
                     ));
                     self.session.delivered(result);
                 }
+                Step::WaitMemory => {
+                    // Nobody else runs here to release memory: one more try, and then the
+                    // wait is over as the driver's `limits.memory_wait` would end it.
+                    self.run.memory_waits += 1;
+                    if !self.session.retry_memory() {
+                        self.session.memory_timed_out();
+                    }
+                }
                 Step::Close => {
                     self.run.closed = true;
                     return false;
@@ -196,8 +207,24 @@ impl Harness {
 /// two-piece split of each turn (all turns cut at the same offset). Asserts every run equals
 /// the whole run, and returns the whole run.
 pub fn run_all_cuts(cfg: &SessionConfig, tls: Option<&'static str>, turns: &[&[u8]]) -> Run {
+    run_all_cuts_with(cfg, tls, turns, &|| {
+        (MemoryBudget::new(1 << 30), Vec::new())
+    })
+}
+
+/// A fresh budget for each run, and reservations that others hold in it for the whole run.
+pub type BudgetSetup = dyn Fn() -> (MemoryBudget, Vec<Reservation>);
+
+/// [`run_all_cuts`] with each run's memory budget made by `budget`.
+pub fn run_all_cuts_with(
+    cfg: &SessionConfig,
+    tls: Option<&'static str>,
+    turns: &[&[u8]],
+    budget: &BudgetSetup,
+) -> Run {
     let once = |cut: &dyn Fn(usize) -> Cut| {
-        let mut h = Harness::with(cfg.clone(), tls, MemoryBudget::new(1 << 30));
+        let (budget, _held) = budget();
+        let mut h = Harness::with(cfg.clone(), tls, budget);
         for (i, t) in turns.iter().enumerate() {
             h.turn(t, cut(i));
         }
@@ -215,8 +242,20 @@ pub fn run_all_cuts(cfg: &SessionConfig, tls: Option<&'static str>, turns: &[&[u
 /// A transcript: client turns with the exact server output expected after each. The
 /// greeting is checked first. Runs with every cut.
 pub fn check(cfg: &SessionConfig, tls: Option<&'static str>, script: &[(&str, &str)]) -> Run {
+    check_with(cfg, tls, script, &|| {
+        (MemoryBudget::new(1 << 30), Vec::new())
+    })
+}
+
+/// [`check`] with each run's memory budget made by `budget`.
+pub fn check_with(
+    cfg: &SessionConfig,
+    tls: Option<&'static str>,
+    script: &[(&str, &str)],
+    budget: &BudgetSetup,
+) -> Run {
     let turns: Vec<&[u8]> = script.iter().map(|(c, _)| c.as_bytes()).collect();
-    let run = run_all_cuts(cfg, tls, &turns);
+    let run = run_all_cuts_with(cfg, tls, &turns, budget);
     assert_eq!(run.replies[0], GREETING);
     for (i, (client, expected)) in script.iter().enumerate() {
         let expected = expected

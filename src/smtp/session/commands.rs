@@ -1,10 +1,10 @@
 //! Command dispatch: the TLS gate, sequencing, and the envelope commands (MAIL, RCPT, DATA).
 
 use super::{Session, State, Step, Transaction};
-use crate::smtp::address::PathError;
-use crate::smtp::command::{self, ArgError, Command, ParamError};
 use crate::memory::budget::Grant;
 use crate::memory::message_cost_bound;
+use crate::smtp::address::PathError;
+use crate::smtp::command::{self, ArgError, Command, ParamError};
 use crate::smtp::reply::{self, Reply};
 
 impl Session {

@@ -27,7 +27,7 @@ use super::envelope::Envelope;
 use super::line::{Line, LineReader};
 use super::reply::{self, Reply};
 use crate::memory::budget::{Grant, MemoryBudget, Reservation};
-use crate::memory::message_cost_bound;
+use crate::memory::{FIRST_GRANT_BYTES, message_cost_bound};
 use crate::secret::ApiKey;
 
 /// Replies are handed to the driver once this many bytes are queued, so a client that
@@ -484,7 +484,7 @@ impl Session {
                 (cost, cost)
             }
             None => (
-                message_cost_bound(0),
+                message_cost_bound(FIRST_GRANT_BYTES.min(self.cfg.max_message_size)),
                 message_cost_bound(self.cfg.max_message_size),
             ),
         }
