@@ -23,7 +23,8 @@ COPY src ./src
 COPY config ./config
 # scripts/container.sh mounts the host's CA bundle at /etc/ssl/certs during the build (the
 # registry may sit behind a TLS proxy) and a registry cache at /usr/local/cargo/registry.
-RUN cargo build --release --locked \
+# mail-parser 1.0.1 declares Rust 1.98 and builds with 1.95: see the README ("Rust version").
+RUN cargo build --release --locked --ignore-rust-version \
  && install -D -m 0755 target/release/sendpigeon-relay /out/usr/local/bin/sendpigeon-relay \
  && ldd target/release/sendpigeon-relay | awk '/=> \// { print $3 } /^\t\/lib64\// { print $1 }' \
     | while read -r lib; do install -D "$(readlink -f "$lib")" "/out$lib"; done \

@@ -2,8 +2,8 @@
 //! bottleneck. Used for the README's performance numbers.
 //!
 //! ```text
-//! cargo run --release --example loadgen -- mock-api 127.0.0.1:18080
-//! cargo run --release --example loadgen -- send --target 127.0.0.1:2587 --ca certs/dev-ca.pem \
+//! cargo run --release --ignore-rust-version --example loadgen -- mock-api 127.0.0.1:18080
+//! cargo run --release --ignore-rust-version --example loadgen -- send --target 127.0.0.1:2587 --ca certs/dev-ca.pem \
 //!     --connections 50 --per-connection 1 --messages 2000 --size 4096
 //! ```
 //!
