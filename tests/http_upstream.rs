@@ -519,18 +519,10 @@ async fn messages_without_identity_are_never_deduplicated() {
     );
 }
 
-/// The mapping golden files, sent for real: each fixture that maps to a request goes through
-/// SMTP over TLS, and the body the API receives equals the golden JSON field by field (all
-/// but `source`, which describes this session). Fixtures are used as they are on the wire:
-/// those with bare LF line endings or no final CRLF are skipped here (SMTP would change their
-/// bytes); the mapping test covers them.
-#[tokio::test]
-async fn golden_fixtures_reach_the_api_field_by_field() {
-    let api = MockApi::start(KEY).await;
-    let relay = relay_for(&api, |c| {
-        c.limits.header_section = sendpigeon_relay::config::Size(16 * 1024)
-    })
-    .await;
+/// The fixtures as they are on the wire: each `.eml` with its golden JSON, skipping those
+/// with bare LF line endings or no final CRLF (SMTP would change their bytes; the mapping
+/// test covers them).
+fn wire_fixtures() -> Vec<(std::path::PathBuf, Vec<u8>, serde_json::Value)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/messages");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -538,7 +530,7 @@ async fn golden_fixtures_reach_the_api_field_by_field() {
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
         .collect();
     names.sort();
-    let mut compared = 0;
+    let mut out = Vec::new();
     for eml in names {
         let raw = std::fs::read(&eml).unwrap();
         let golden: serde_json::Value =
@@ -547,45 +539,67 @@ async fn golden_fixtures_reach_the_api_field_by_field() {
             (b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
                 || (b == b'\r' && raw.get(i + 1) != Some(&b'\n'))
         });
-        if golden.get("error").is_some() || bare || !raw.ends_with(b"\r\n") {
+        if !bare && raw.ends_with(b"\r\n") {
+            out.push((eml, raw, golden));
+        }
+    }
+    out
+}
+
+/// Sends one fixture through SMTP over TLS with its envelope; returns the reply to the dot.
+async fn submit_fixture(relay: &TestRelay, eml: &std::path::Path, raw: &[u8]) -> String {
+    let envelope: serde_json::Value = std::fs::read(eml.with_extension("envelope.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(json!({"mail_from": "bounces@example.com", "rcpt_to": ["jane@example.com"]}));
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    let utf8 = if envelope.to_string().is_ascii() {
+        ""
+    } else {
+        " SMTPUTF8"
+    };
+    let from = envelope["mail_from"].as_str().unwrap();
+    assert!(
+        c.cmd(&format!("MAIL FROM:<{from}>{utf8}"))
+            .await
+            .starts_with("250"),
+        "{eml:?}"
+    );
+    for rcpt in envelope["rcpt_to"].as_array().unwrap() {
+        assert!(
+            c.cmd(&format!("RCPT TO:<{}>", rcpt.as_str().unwrap()))
+                .await
+                .starts_with("250")
+        );
+    }
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    let mut stuffed = Vec::with_capacity(raw.len() + 64);
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            stuffed.push(b'.');
+        }
+        stuffed.extend_from_slice(line);
+    }
+    stuffed.extend_from_slice(b".\r\n");
+    c.send(&stuffed).await;
+    c.reply().await
+}
+
+/// The mapping golden files, sent for real: each fixture that maps to a request goes through
+/// SMTP over TLS, and the body the API receives equals the golden JSON field by field (all
+/// but `source`, which describes this session).
+#[tokio::test]
+async fn golden_fixtures_reach_the_api_field_by_field() {
+    let api = MockApi::start(KEY).await;
+    let relay = relay_for(&api, |c| {
+        c.limits.header_section = sendpigeon_relay::config::Size(16 * 1024)
+    })
+    .await;
+    let mut compared = 0;
+    for (eml, raw, golden) in wire_fixtures() {
+        if golden.get("error").is_some() {
             continue;
         }
-        let envelope: serde_json::Value = std::fs::read(eml.with_extension("envelope.json"))
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap_or(
-                json!({"mail_from": "bounces@example.com", "rcpt_to": ["jane@example.com"]}),
-            );
-        let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
-        let utf8 = if envelope.to_string().is_ascii() {
-            ""
-        } else {
-            " SMTPUTF8"
-        };
-        let from = envelope["mail_from"].as_str().unwrap();
-        assert!(
-            c.cmd(&format!("MAIL FROM:<{from}>{utf8}"))
-                .await
-                .starts_with("250"),
-            "{eml:?}"
-        );
-        for rcpt in envelope["rcpt_to"].as_array().unwrap() {
-            assert!(
-                c.cmd(&format!("RCPT TO:<{}>", rcpt.as_str().unwrap()))
-                    .await
-                    .starts_with("250")
-            );
-        }
-        assert!(c.cmd("DATA").await.starts_with("354"));
-        let mut stuffed = Vec::with_capacity(raw.len() + 64);
-        for line in raw.split_inclusive(|&b| b == b'\n') {
-            if line.starts_with(b".") {
-                stuffed.push(b'.');
-            }
-            stuffed.extend_from_slice(line);
-        }
-        stuffed.extend_from_slice(b".\r\n");
-        c.send(&stuffed).await;
-        let reply = c.reply().await;
+        let reply = submit_fixture(&relay, &eml, &raw).await;
         assert!(reply.starts_with("250 "), "{eml:?}: {reply}");
         let sent = api.sends().pop().unwrap().json();
         let mut expected = golden.clone();
@@ -595,4 +609,36 @@ async fn golden_fixtures_reach_the_api_field_by_field() {
     }
     eprintln!("compared {compared} fixtures");
     assert!(compared >= 50, "only {compared} fixtures were compared");
+}
+
+/// The golden files that are refused, sent for real: each gets exactly its golden reply after
+/// the final dot, and nothing reaches the API — a message the parser cut short at a limit
+/// (too many parts, nesting too deep) included.
+#[tokio::test]
+async fn refused_fixtures_never_reach_the_api() {
+    let api = MockApi::start(KEY).await;
+    let relay = relay_for(&api, |c| {
+        c.limits.header_section = sendpigeon_relay::config::Size(16 * 1024)
+    })
+    .await;
+    let mut refused = Vec::new();
+    for (eml, raw, golden) in wire_fixtures() {
+        let Some(error) = golden.get("error").and_then(|e| e.as_str()) else {
+            continue;
+        };
+        let reply = submit_fixture(&relay, &eml, &raw).await;
+        assert_eq!(reply, format!("{error}\r\n"), "{eml:?}");
+        refused.push(eml.file_stem().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(api.sends().is_empty());
+    for limit in [
+        "mime-too-many-parts",
+        "mime-nesting-too-deep",
+        "mime-nesting-51-levels",
+    ] {
+        assert!(
+            refused.iter().any(|r| r == limit),
+            "{limit} not sent: {refused:?}"
+        );
+    }
 }
