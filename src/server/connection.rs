@@ -27,10 +27,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
 
-use super::proxy;
 use super::stream::Stream;
 use super::tls::version_name;
 use super::{ListenerInfo, Refusal, Relay};
+use super::{memory, proxy};
 use crate::config::ListenerKind;
 use crate::message::Source;
 use crate::pipeline::Submission;
@@ -210,7 +210,12 @@ impl Connection {
                 Step::Flush => self.flush(&mut stream, &mut session).await?,
                 Step::WaitMemory => {
                     self.flush(&mut stream, &mut session).await?;
-                    self.wait_for_memory(&mut session).await;
+                    let waited =
+                        memory::wait(&self.relay, &mut session, self.session_deadline).await;
+                    // The client was not allowed to send: not counted against its rate.
+                    if let Some(data_started) = &mut self.data_started {
+                        *data_started += waited;
+                    }
                 }
                 Step::StartTls => {
                     self.flush(&mut stream, &mut session).await?;
@@ -337,53 +342,6 @@ impl Connection {
             Ok(Ok(0)) => Ok(Read::Eof),
             Ok(Ok(_)) => Ok(Read::Data),
             Ok(Err(e)) => Err(e),
-        }
-    }
-
-    /// Reads nothing until the budget can hold what the session asks for, or until
-    /// `limits.memory_wait` has passed (then `452 4.3.1`, from the session). The pause does
-    /// not count against `data_min_rate`: the client was not allowed to send.
-    async fn wait_for_memory(&mut self, session: &mut Session) {
-        let started = Instant::now();
-        let deadline =
-            (started + self.relay.config.limits.memory_wait.0).min(self.session_deadline);
-        let released = &self.relay.memory_released;
-        let granted = loop {
-            // Registered before the retry, so a release between the two is not missed.
-            let notified = released.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if session.retry_memory() {
-                break true;
-            }
-            tokio::select! {
-                biased;
-                _ = self.relay.shutdown.forced() => {
-                    session.shutting_down();
-                    return;
-                }
-                _ = tokio::time::sleep_until(deadline) => break false,
-                _ = notified => {}
-            }
-        };
-        let waited = started.elapsed();
-        if let Some(data_started) = &mut self.data_started {
-            *data_started += waited;
-        }
-        let outcome = if granted { "granted" } else { "timeout" };
-        self.relay
-            .metrics
-            .memory_waits
-            .with_label_values(&[outcome])
-            .inc();
-        if granted {
-            tracing::debug!(waited_ms = waited.as_millis() as u64, "memory granted");
-        } else {
-            tracing::warn!(
-                waited_ms = waited.as_millis() as u64,
-                "memory budget still spent after limits.memory_wait: 452"
-            );
-            session.memory_timed_out();
         }
     }
 

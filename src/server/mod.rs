@@ -4,6 +4,7 @@
 mod abuse;
 mod connection;
 mod listener;
+mod memory;
 mod proxy;
 mod reload;
 mod shutdown;

@@ -19,6 +19,8 @@
 mod auth;
 mod commands;
 mod ehlo;
+mod memory;
+mod step;
 
 use std::sync::Arc;
 
@@ -26,9 +28,10 @@ use super::data::{BareLfPolicy, DataReceiver, Outcome};
 use super::envelope::Envelope;
 use super::line::{Line, LineReader};
 use super::reply::{self, Reply};
-use crate::memory::budget::{Grant, MemoryBudget, Reservation};
-use crate::memory::{FIRST_GRANT_BYTES, message_cost_bound};
+use crate::memory::budget::{MemoryBudget, Reservation};
 use crate::secret::ApiKey;
+
+pub use step::{AuthOutcome, AuthRequest, Delivery, Refused, Step, Wait};
 
 /// Replies are handed to the driver once this many bytes are queued, so a client that
 /// pipelines thousands of commands without reading cannot grow the output (PIPE-09).
@@ -61,91 +64,6 @@ pub struct SessionConfig {
     pub key_prefixes: Vec<String>,
     /// Bare CR / LF policy for DATA and command lines.
     pub bare_lf: BareLfPolicy,
-}
-
-/// What the driver must do next.
-#[derive(Debug)]
-pub enum Step {
-    /// Flush the output, then read more input and call `process` again.
-    NeedInput,
-    /// Flush the output (it is large), then call `process` again with the rest of the input.
-    Flush,
-    /// Flush the `220`, drop all buffered input, run the TLS handshake, then call
-    /// [`Session::tls_established`] (or close if it failed).
-    StartTls,
-    /// Check the key, then call [`Session::auth_finished`].
-    Authenticate(AuthRequest),
-    /// Flush the output, then read nothing until memory is released: call
-    /// [`Session::retry_memory`] after each release (and `process` once it says true), or
-    /// [`Session::memory_timed_out`] when `limits.memory_wait` has passed.
-    WaitMemory,
-    /// Map and hand the message to the upstream, then call [`Session::delivered`].
-    Deliver(Box<Delivery>),
-    /// Flush the output and close the connection.
-    Close,
-}
-
-/// A key to verify.
-#[derive(Debug)]
-pub struct AuthRequest {
-    /// `None` when the username, authzid or key prefix was already wrong: the driver answers
-    /// with the same failure delay as for a wrong key (AUTH-09), without asking anyone.
-    pub key: Option<ApiKey>,
-}
-
-/// The answer of the key store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthOutcome {
-    /// `235`.
-    Valid,
-    /// `535`, counted.
-    Invalid,
-    /// `454`: the key store or API could not say.
-    Unavailable,
-}
-
-/// One received message, ready for mapping and delivery.
-#[derive(Debug)]
-pub struct Delivery {
-    /// As accepted at MAIL and RCPT.
-    pub envelope: Envelope,
-    /// Un-stuffed, CRLF line endings only.
-    pub message: Vec<u8>,
-    /// The memory budget share held by `message`; drop it with the message.
-    pub reservation: Reservation,
-    /// The key the client authenticated with.
-    pub key: ApiKey,
-    /// 1 for the first message of the session, for `X-Request-Id`.
-    pub transaction: u32,
-    /// The sanitised EHLO/HELO name.
-    pub helo: String,
-}
-
-/// A message the session refused by itself at the end of DATA (size, memory, bare line
-/// endings), for the driver's metrics and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// Bytes received (un-stuffed).
-    pub size: usize,
-    /// What the client was told.
-    pub reply: Reply,
-}
-
-/// What kind of wait the driver should time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// Waiting for a command line (or an AUTH response).
-    Command {
-        /// After AUTH the idle timeout is longer (RFC 5321 §4.5.3.2.7).
-        authenticated: bool,
-        /// Part of the line was already consumed (an over-long line being skipped): keep the
-        /// line's deadline rather than starting a new one.
-        mid_line: bool,
-    },
-    /// Receiving message data.
-    Data,
-    /// Waiting for memory; input is not read.
-    Memory,
 }
 
 /// A mail transaction between MAIL and the end of DATA.
@@ -374,49 +292,6 @@ impl Session {
         }
     }
 
-    /// Memory was released: asks again for what the session waits for. True when it no
-    /// longer waits (call `process` again); false to keep waiting.
-    pub fn retry_memory(&mut self) -> bool {
-        let (first, hint) = self.data_grant();
-        match &mut self.state {
-            State::DataGrant(reservation) => {
-                let grant = reservation.request(first, hint);
-                match grant {
-                    Grant::Wait => false,
-                    Grant::Held => {
-                        let State::DataGrant(reservation) =
-                            std::mem::replace(&mut self.state, State::Command)
-                        else {
-                            return true;
-                        };
-                        self.start_data(reservation);
-                        true
-                    }
-                    Grant::Never => {
-                        self.state = State::Command;
-                        self.reply(reply::INSUFFICIENT_STORAGE);
-                        true
-                    }
-                }
-            }
-            State::Data(rx) => rx.retry_memory(),
-            _ => true,
-        }
-    }
-
-    /// `limits.memory_wait` passed and the budget is still spent: before `354`, DATA gets
-    /// `452 4.3.1`; inside DATA, the rest is read and dropped and the end of data gets it.
-    pub fn memory_timed_out(&mut self) {
-        match &mut self.state {
-            State::DataGrant(_) => {
-                self.state = State::Command;
-                self.reply(reply::INSUFFICIENT_STORAGE);
-            }
-            State::Data(rx) => rx.give_up_memory(),
-            _ => {}
-        }
-    }
-
     /// The client was silent past its deadline: `421 4.4.2`, then close.
     pub fn timed_out(&mut self) {
         self.reply(reply::timeout(&self.cfg.hostname));
@@ -472,34 +347,6 @@ impl Session {
                 }
             }
         }
-    }
-
-    /// The first grant at DATA and the large reservation hint: the cost bound of the declared
-    /// `SIZE=`, else a first step now and the cost bound of the size limit later.
-    fn data_grant(&self) -> (usize, usize) {
-        let declared = self.tx.as_ref().and_then(|tx| tx.declared_size);
-        match declared {
-            Some(size) => {
-                let cost = message_cost_bound(size.min(self.cfg.max_message_size));
-                (cost, cost)
-            }
-            None => (
-                message_cost_bound(FIRST_GRANT_BYTES.min(self.cfg.max_message_size)),
-                message_cost_bound(self.cfg.max_message_size),
-            ),
-        }
-    }
-
-    /// Accepts the data with `reservation` holding its first grant: `354`, then the receiver.
-    fn start_data(&mut self, reservation: Reservation) {
-        let (_, hint) = self.data_grant();
-        self.write_raw("354 End data with <CR><LF>.<CR><LF>\r\n");
-        self.state = State::Data(Box::new(DataReceiver::new(
-            self.cfg.max_message_size,
-            self.cfg.bare_lf,
-            reservation,
-            hint,
-        )));
     }
 
     fn end_of_data(
