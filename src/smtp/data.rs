@@ -142,13 +142,16 @@ impl DataReceiver {
         if self.too_big || self.out_of_memory {
             return true;
         }
+        let held = self.reservation.bytes();
+        let at_most =
+            |extra: usize| message_cost_bound(self.size.saturating_add(extra).min(self.max_size));
+        // Usually the reservation covers even every byte doubled; count only when it may not.
+        if at_most(input.len().saturating_mul(2)) <= held {
+            return true;
+        }
         let line_ends = memchr::memchr2_iter(b'\r', b'\n', input).count();
-        let grown = self
-            .size
-            .saturating_add(input.len() + line_ends)
-            .min(self.max_size);
-        let want = message_cost_bound(grown);
-        if want <= self.reservation.bytes() {
+        let want = at_most(input.len() + line_ends);
+        if want <= held {
             return true;
         }
         self.reserve(want.next_multiple_of(RESERVE_STEP))
