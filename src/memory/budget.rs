@@ -276,6 +276,11 @@ impl Reservation {
         self.bytes
     }
 
+    /// Whether it holds a large piece (sized for the whole message).
+    pub fn is_large(&self) -> bool {
+        self.large
+    }
+
     /// Whether it waits in the queue for a large piece.
     pub fn is_queued(&self) -> bool {
         self.ticket.is_some()

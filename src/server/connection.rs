@@ -181,6 +181,13 @@ impl Connection {
             }
             if let Some(refused) = session.take_refused() {
                 self.count_refused(refused.size, &refused.reply);
+                // One line per message outcome, also when the session refused it itself.
+                tracing::info!(
+                    size = refused.size,
+                    code = refused.reply.code(),
+                    status = refused.reply.status().unwrap_or(""),
+                    "message refused"
+                );
             }
             match step {
                 Step::NeedInput => {

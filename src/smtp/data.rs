@@ -136,10 +136,12 @@ impl DataReceiver {
         self.drop_body();
     }
 
-    /// Makes sure the reservation covers the message once `input` is in (each bare CR or LF
-    /// in it may become two bytes); false when it must wait.
+    /// Makes sure the reservation covers the message once `input` is in (a bare CR or LF in
+    /// it becomes two bytes; un-stuffing only removes); false when it must wait. A large
+    /// piece was sized for the whole message and never waits: its size is checked as the
+    /// message grows ([`Self::emit`]), so an estimate cannot refuse what would have fit.
     fn room_for(&mut self, input: &[u8]) -> bool {
-        if self.too_big || self.out_of_memory {
+        if self.too_big || self.out_of_memory || self.reservation.is_large() {
             return true;
         }
         let held = self.reservation.bytes();
@@ -149,8 +151,7 @@ impl DataReceiver {
         if at_most(input.len().saturating_mul(2)) <= held {
             return true;
         }
-        let line_ends = memchr::memchr2_iter(b'\r', b'\n', input).count();
-        let want = at_most(input.len() + line_ends);
+        let want = at_most(input.len() + bare_line_ends(input));
         if want <= held {
             return true;
         }
@@ -277,7 +278,16 @@ impl DataReceiver {
             self.drop_body();
             return;
         }
-        // `room_for` reserved for this input before the loop began.
+        if self.reservation.is_large() {
+            // A large piece grows from free memory or not at all (a `SIZE=` that said less
+            // than was sent, beyond the piece's slack).
+            let cost = message_cost_bound(self.size);
+            if cost > self.reservation.bytes() && self.reservation.request(cost, 0) != Grant::Held {
+                self.give_up_memory();
+                return;
+            }
+        }
+        // Otherwise `room_for` reserved for this input before the loop began.
         debug_assert!(self.size <= self.reservation.bytes());
         self.body.extend_from_slice(bytes);
     }
@@ -301,6 +311,18 @@ impl DataReceiver {
         };
         (outcome, self.reservation.take())
     }
+}
+
+/// Line ends in `input` that are not half of a CRLF: each becomes CRLF, one byte more. A CR
+/// at the end or an LF at the start may pair with the next or previous read; they count.
+fn bare_line_ends(input: &[u8]) -> usize {
+    let bare_lf = memchr::memchr_iter(b'\n', input)
+        .filter(|&i| i == 0 || input[i - 1] != b'\r')
+        .count();
+    let bare_cr = memchr::memchr_iter(b'\r', input)
+        .filter(|&i| input.get(i + 1) != Some(&b'\n'))
+        .count();
+    bare_lf + bare_cr
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::memory::budget::{Grant, MemoryBudget};
+use crate::memory::message_cost_bound;
 
 const BIG: usize = 1 << 30;
 
@@ -258,4 +259,63 @@ fn has_bare_line_ending(body: &[u8]) -> bool {
         (b == b'\n' && (i == 0 || body[i - 1] != b'\r'))
             || (b == b'\r' && body.get(i + 1) != Some(&b'\n'))
     })
+}
+
+#[test]
+fn a_message_of_its_declared_size_is_never_refused_while_others_queue() {
+    // Flood regression: a large piece sized from `SIZE=` must take the whole message even
+    // when someone waits in the queue (a large piece only grows from free memory).
+    const MIB: usize = 1 << 20;
+    let budget = MemoryBudget::new(64 * MIB);
+    let mut lines = Vec::new();
+    while lines.len() < 20 * MIB {
+        lines.extend_from_slice(
+            b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n",
+        );
+    }
+    let declared = lines.len();
+    let cost = message_cost_bound(declared);
+    let mut reservation = budget.reservation();
+    assert_eq!(reservation.request(cost, cost), Grant::Held);
+    let mut queued = budget.reservation();
+    assert_eq!(queued.request(45 * MIB, 0), Grant::Wait);
+    let mut rx = DataReceiver::new(BIG, BareLfPolicy::Normalize, reservation, cost);
+    let input = [lines, b".\r\nNOOP\r\n".to_vec()].concat();
+    let mut pos = 0;
+    let outcome = loop {
+        let end = (pos + 65536).min(input.len());
+        let (n, done) = rx.receive(&input[pos..end]);
+        pos += n;
+        if let Some((outcome, _)) = done {
+            break outcome;
+        }
+        assert!(!rx.needs_memory());
+    };
+    assert!(matches!(outcome, Outcome::Message(ref m) if m.len() == declared));
+    assert_eq!(&input[pos..], b"NOOP\r\n");
+    drop(queued);
+}
+
+#[test]
+fn a_message_far_over_its_declared_size_is_refused_when_memory_is_not_free() {
+    const MIB: usize = 1 << 20;
+    let budget = MemoryBudget::new(8 * MIB);
+    let cost = message_cost_bound(MIB);
+    let mut reservation = budget.reservation();
+    assert_eq!(reservation.request(cost, cost), Grant::Held);
+    let mut others = budget.reservation();
+    assert_eq!(others.request(6 * MIB - cost, 6 * MIB - cost), Grant::Held);
+    let mut rx = DataReceiver::new(BIG, BareLfPolicy::Normalize, reservation, cost);
+    let input = [vec![b'z'; 3 * MIB], b"\r\n.\r\n".to_vec()].concat();
+    let (_, done) = rx.receive(&input);
+    let (outcome, reservation) = done.unwrap();
+    assert!(matches!(outcome, Outcome::OutOfMemory));
+    assert_eq!(reservation.bytes(), 0);
+}
+
+#[test]
+fn bare_line_ends_are_those_outside_a_crlf() {
+    assert_eq!(bare_line_ends(b"a\r\nb\r\n"), 0);
+    assert_eq!(bare_line_ends(b"a\nb\rc\r\r\n"), 3);
+    assert_eq!(bare_line_ends(b"\nx\r"), 2);
 }
