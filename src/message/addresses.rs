@@ -10,7 +10,6 @@
 //! written; names and addresses lose any CR or LF an encoded word decoded to (DATA-14).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 use mail_parser::{AddressList, HeaderName, Headers};
 use serde::Serialize;
@@ -46,15 +45,17 @@ pub(super) fn map<'a>(
     let to = mailboxes(headers, HeaderName::To);
     let cc = mailboxes(headers, HeaderName::Cc);
     let reply_to = mailboxes(headers, HeaderName::ReplyTo);
-    let shown: HashSet<String> = to
-        .iter()
-        .chain(&cc)
-        .map(|m| m.email.to_lowercase())
-        .collect();
+    // Case-insensitive on the whole address (Unicode lowercase, for SMTPUTF8 addresses),
+    // compared in place: a few header addresses against at most the recipient limit.
+    let same = |a: &str, b: &str| {
+        a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+    };
     let bcc = envelope
         .rcpt_to
         .iter()
-        .filter(|rcpt| !shown.contains(&rcpt.to_lowercase()))
+        .filter(|rcpt| !to.iter().chain(&cc).any(|m| same(&m.email, rcpt)))
         .map(|rcpt| Mailbox {
             email: Cow::Borrowed(rcpt.as_str()),
             name: None,

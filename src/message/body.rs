@@ -78,9 +78,11 @@ pub(super) struct Builder {
 
 impl Builder {
     pub fn new() -> Builder {
+        let mut literal = Vec::with_capacity(1024);
+        literal.push(b'{');
         Builder {
-            segments: Vec::new(),
-            literal: b"{".to_vec(),
+            segments: Vec::with_capacity(8),
+            literal,
             first: true,
         }
     }
@@ -143,7 +145,7 @@ impl Builder {
 
     fn flush_literal(&mut self) {
         if !self.literal.is_empty() {
-            let literal = std::mem::take(&mut self.literal);
+            let literal = std::mem::replace(&mut self.literal, Vec::with_capacity(256));
             self.segments.push(Segment::Literal(literal));
         }
     }
@@ -151,7 +153,8 @@ impl Builder {
     /// The finished body over `message`, whose parts the segments name.
     pub fn finish(mut self, message: Message<'static>) -> RequestBody {
         self.literal.push(b'}');
-        self.flush_literal();
+        let last = std::mem::take(&mut self.literal);
+        self.segments.push(Segment::Literal(last));
         let mut body = RequestBody {
             message,
             segments: self.segments,
@@ -268,7 +271,9 @@ impl RequestBody {
 
     /// The next chunk, or `None` at the end.
     pub fn next_chunk(&mut self) -> Option<Bytes> {
-        let mut out = Vec::with_capacity(CHUNK + CHUNK / 4);
+        // A small body is one chunk of its exact size; a chunk may overshoot by a step.
+        let left = self.len.saturating_sub(self.written);
+        let mut out = Vec::with_capacity(left.min(CHUNK + CHUNK / 4));
         self.fill(&mut out).then(|| Bytes::from(out))
     }
 

@@ -51,14 +51,19 @@ pub(super) fn forwarded<'a>(headers: &Headers<'a>) -> Vec<HeaderField<'a>> {
         let Some(name) = spelled_name(&header) else {
             continue;
         };
-        let lower = name.to_ascii_lowercase();
-        let value = if lower.starts_with("x-") {
-            if CONTROL_FIELDS.contains(&lower.as_str()) {
+        let is = |prefix: &str| {
+            name.len() >= prefix.len()
+                && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        };
+        let value = if is("x-") {
+            if CONTROL_FIELDS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
                 continue;
             }
             decoded_value(&header)
-        } else if lower.starts_with("list-")
-            || matches!(lower.as_str(), "message-id" | "in-reply-to" | "references")
+        } else if is("list-")
+            || ["message-id", "in-reply-to", "references"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
         {
             clean_value(raw_value(&header))
         } else {
@@ -80,6 +85,10 @@ pub(super) fn spelled_name<'a>(header: &Header<'a>) -> Option<&'a str> {
 /// other CRLF is the one that ends the field), bytes that are not UTF-8 replaced.
 pub(super) fn raw_value<'a>(header: &Header<'a>) -> Cow<'a, str> {
     let bytes = header.raw_value();
+    let bytes = bytes
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(&bytes[..0], |last| &bytes[..=last]);
     if memchr::memchr2(b'\r', b'\n', bytes).is_none() {
         return String::from_utf8_lossy(bytes);
     }

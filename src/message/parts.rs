@@ -81,8 +81,12 @@ pub(super) struct Content {
 pub(super) fn plan(message: &Message<'_>) -> Content {
     let root = message.root();
     let is_body = |part: &MessagePart<'_>, subtype: &str, html: bool| {
-        let ct = part.content_type();
-        mime_type(ct.as_ref(), in_digest(part)) == format!("text/{subtype}")
+        // No Content-Type is text/plain (outside a digest).
+        let typed = match part.content_type() {
+            Some(_) => part.is_content_type("text", subtype),
+            None => subtype == "plain" && !in_digest(part),
+        };
+        typed
             && !part
                 .content_disposition()
                 .is_some_and(|d| d.is_attachment())

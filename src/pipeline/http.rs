@@ -1,7 +1,8 @@
 //! The REST upstream: `POST {base}/v1/emails` (spec rest-api.md "Send").
 //!
-//! The message is mapped off the async workers (parsing 25 MB and hashing it for the
-//! Idempotency-Key take milliseconds); the request body is then streamed from the parsed
+//! A large message is mapped off the async workers (parsing 25 MB and hashing it for the
+//! Idempotency-Key take milliseconds), a small one on the worker (see `render.rs`); the
+//! request body is then streamed from the parsed
 //! message in 64 KiB chunks with an exact `Content-Length`, so the JSON is never held whole
 //! and the message is held once. The reply is `250` only after a 2xx; every other outcome,
 //! including transport failures and a body cut off after a 2xx, is a 4xx or 5xx from
@@ -11,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
 use super::render::{Prepared, Renderer};
@@ -19,6 +21,9 @@ use super::rest::{self, ApiError};
 use super::{Accepted, DeliveryError, Submission, Upstream, safe_id, status_class};
 use crate::auth::BoxFuture;
 use crate::smtp::reply::{self, Reply};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Largest success body read (it only needs `id`).
 const MAX_SUCCESS_BODY: usize = 64 * 1024;
@@ -28,23 +33,32 @@ const MAX_SUCCESS_BODY: usize = 64 * 1024;
 pub struct HttpUpstream {
     client: reqwest::Client,
     base: Arc<str>,
+    /// `{base}/v1/emails`, parsed once.
+    send_url: reqwest::Url,
     renderer: Renderer,
     timeout: Duration,
 }
 
 impl HttpUpstream {
     /// `base` without a trailing slash, e.g. `https://api.sendpigeon.dev`.
-    pub fn new(client: reqwest::Client, base: &str, renderer: Renderer, timeout: Duration) -> Self {
-        HttpUpstream {
+    pub fn new(
+        client: reqwest::Client,
+        base: &str,
+        renderer: Renderer,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let send_url = reqwest::Url::parse(&format!("{base}/v1/emails"))
+            .map_err(|e| format!("{base} is not a usable base URL: {e}"))?;
+        Ok(HttpUpstream {
             client,
             base: base.into(),
+            send_url,
             renderer,
             timeout,
-        }
+        })
     }
 
     async fn send(&self, sub: Submission) -> Result<Accepted, DeliveryError> {
-        let renderer = self.renderer.clone();
         let Prepared {
             body,
             idempotency_key,
@@ -52,18 +66,23 @@ impl HttpUpstream {
             request_id,
             reservation,
             ..
-        } = tokio::task::spawn_blocking(move || renderer.prepare(sub))
-            .await
-            .map_err(|_| DeliveryError::new(reply::INTERNAL_ERROR, "mapping panicked"))??;
+        } = self.renderer.prepare_off_workers(sub).await?;
+        // Header values built from owned strings, each without a second copy.
+        let owned = |text: String| HeaderValue::from_maybe_shared(Bytes::from(text));
+        let mut bearer = owned(format!("Bearer {}", key.expose()))
+            .map_err(|_| DeliveryError::new(reply::INTERNAL_ERROR, "key not a header value"))?;
+        bearer.set_sensitive(true);
         let mut request = self
             .client
-            .post(format!("{}/v1/emails", self.base))
-            .bearer_auth(key.expose())
-            .header(CONTENT_TYPE, "application/json")
-            .header("X-Request-Id", &request_id)
+            .post(self.send_url.clone())
+            .header(AUTHORIZATION, bearer)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .timeout(self.timeout);
-        if let Some(idempotency_key) = idempotency_key {
-            request = request.header("Idempotency-Key", idempotency_key);
+        if let Ok(id) = owned(request_id.clone()) {
+            request = request.header(X_REQUEST_ID, id);
+        }
+        if let Some(Ok(idempotency_key)) = idempotency_key.map(owned) {
+            request = request.header(IDEMPOTENCY_KEY, idempotency_key);
         }
         let response = request.body(reqwest::Body::wrap(body)).send().await;
         let result = match response {

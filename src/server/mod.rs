@@ -105,7 +105,8 @@ impl Relay {
                     entries: config.auth.cache_entries,
                 };
                 let keys = ApiKeys::new(client.clone(), &base, config.timeouts.key_check.0, policy);
-                let http = HttpUpstream::new(client, &base, renderer, config.timeouts.upstream.0);
+                let http = HttpUpstream::new(client, &base, renderer, config.timeouts.upstream.0)
+                    .map_err(|e| ConfigError::new("upstream.url", e))?;
                 (Arc::new(http), Some(keys))
             }
             UpstreamTarget::Outbox(dir) => {

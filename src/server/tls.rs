@@ -117,6 +117,9 @@ pub fn setup(pair: Arc<CertifiedKey>) -> Result<TlsSetup, ConfigError> {
         provider::Ticketer::new().map_err(|e| ConfigError::new("tls", e.to_string()))?;
     // TLS 1.3 0-RTT data is never accepted (adversarial TLS-05): replayable commands.
     config.max_early_data_size = 0;
+    // Our suite order, not the client's: most clients list AES-256/SHA-384 first, and the
+    // AES-128/SHA-256 suite costs less per handshake (see `crypto_provider`).
+    config.ignore_client_order = true;
     Ok(TlsSetup {
         config: Arc::new(config),
         certs,

@@ -187,6 +187,15 @@ impl DataReceiver {
         if self.waiting_for.is_some() || !self.room_for(input) {
             return (0, None);
         }
+        if !self.too_big && !self.out_of_memory {
+            // One allocation for a message that arrives in one read, amortised growth for a
+            // longer one (the reservation covers it).
+            self.body.reserve(
+                input
+                    .len()
+                    .min(self.max_size - self.body.len().min(self.max_size)),
+            );
+        }
         let mut i = 0;
         while i < input.len() {
             let byte = input[i];
