@@ -1,9 +1,14 @@
 //! Logging: `tracing` with one span per session, text or JSON lines on standard error, the
 //! level from `RUST_LOG` (default `info`).
 
+mod json;
+
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::JsonFields;
+
+pub use json::JsonLine;
 
 use crate::config::LogFormat;
 
@@ -16,12 +21,10 @@ pub fn init(format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        // The session span once (`span`), not again in `spans`: each copy is the span's
-        // fields parsed back from JSON for every line.
+        // One object per line, the session span once, written without re-parsing it.
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_span_list(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLine)
             .try_init(),
     };
 }

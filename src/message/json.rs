@@ -225,7 +225,11 @@ mod tests {
             let bytes: Vec<u8> = (0..len)
                 .map(|k| {
                     let b = (seed.rotate_left(k as u32 * 7) & 0xff) as u8;
-                    if b.is_multiple_of(5) { b } else { b'a' + (b % 26) }
+                    if b.is_multiple_of(5) {
+                        b
+                    } else {
+                        b'a' + (b % 26)
+                    }
                 })
                 .collect();
             let from = (seed >> 40) as usize % (len + 1);
