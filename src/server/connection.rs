@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, Instant, timeout, timeout_at};
@@ -37,7 +37,7 @@ use crate::pipeline::Submission;
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::{AuthOutcome, Delivery, Session, Step, Wait};
 
-/// Read buffer capacity while waiting for commands.
+/// Read buffer capacity while a transaction's commands come in.
 const COMMAND_BUFFER: usize = 4 * 1024;
 /// Read buffer capacity during DATA.
 const DATA_BUFFER: usize = 64 * 1024;
@@ -192,7 +192,7 @@ impl Connection {
             match step {
                 Step::NeedInput => {
                     self.flush(&mut stream, &mut session).await?;
-                    match self.read(&mut stream, &session).await? {
+                    match self.read(&mut stream, &mut session).await? {
                         Read::Data => {}
                         Read::TimedOut => {
                             tracing::info!(wait = ?session.wait(), "client timed out");
@@ -291,7 +291,7 @@ impl Connection {
     }
 
     /// Waits for more input under the deadline that applies now.
-    async fn read(&mut self, stream: &mut Stream, session: &Session) -> io::Result<Read> {
+    async fn read(&mut self, stream: &mut Stream, session: &mut Session) -> io::Result<Read> {
         let t = &self.relay.config.timeouts;
         let now = Instant::now();
         let wait = session.wait();
@@ -321,16 +321,23 @@ impl Connection {
             }
         };
         let deadline = deadline.min(self.session_deadline);
+        // Between messages (the session may stay idle for minutes) nothing of ours is held
+        // while the client thinks: the read waits on rustls's buffer or the socket and only
+        // then copies (see `read_into`). Inside a transaction the next command follows at
+        // once, so a buffer is kept and read into directly.
+        let idle_wait = session.is_idle() && self.buf.is_empty();
         let want = if wait == Wait::Data {
             DATA_BUFFER
         } else {
             COMMAND_BUFFER
         };
-        // Give back a large DATA buffer once the session is between commands again.
-        if self.buf.is_empty() && self.buf.capacity() > want {
+        if self.buf.is_empty() && (idle_wait || self.buf.capacity() > want) {
             self.buf = BytesMut::new();
         }
-        if self.buf.capacity() - self.buf.len() < want / 2 {
+        if idle_wait {
+            session.release_idle_buffers();
+        }
+        if !idle_wait && self.buf.capacity() - self.buf.len() < want / 2 {
             self.buf.reserve(want);
         }
         let shutdown = &self.relay.shutdown;
@@ -342,7 +349,7 @@ impl Connection {
             biased;
             _ = shutdown.forced() => return Ok(Read::ShuttingDown),
             _ = shutdown.draining(), if idle => return Ok(Read::ShuttingDown),
-            read = timeout_at(deadline, stream.read_buf(&mut self.buf)) => read,
+            read = timeout_at(deadline, stream.read_into(&mut self.buf, !idle_wait)) => read,
         };
         match read {
             Err(_) => Ok(Read::TimedOut),

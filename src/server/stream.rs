@@ -4,7 +4,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::BytesMut;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -15,6 +16,37 @@ pub enum Stream {
     Plain(TcpStream),
     /// TLS over TCP.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Bytes read per plaintext command read.
+const PLAIN_READ: usize = 1024;
+
+impl Stream {
+    /// Appends what the client sent to `buf`. `direct`: straight into `buf`, which the
+    /// caller sized. Otherwise without holding a buffer of our own while the client is
+    /// silent: over TLS, rustls already buffers the plaintext, which is copied out once it is
+    /// there; over plain TCP, the socket is awaited before `buf` grows. So an idle session
+    /// costs rustls's state and nothing more. Ok(0) at the end.
+    pub async fn read_into(&mut self, buf: &mut BytesMut, direct: bool) -> io::Result<usize> {
+        match self {
+            _ if direct => self.read_buf(buf).await,
+            Stream::Tls(tls) => {
+                let data = tls.fill_buf().await?;
+                let n = data.len();
+                buf.extend_from_slice(data);
+                tls.consume(n);
+                Ok(n)
+            }
+            Stream::Plain(tcp) => loop {
+                tcp.readable().await?;
+                buf.reserve(PLAIN_READ);
+                match tcp.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    result => return result,
+                }
+            },
+        }
+    }
 }
 
 impl AsyncRead for Stream {

@@ -159,6 +159,14 @@ impl Session {
         }
     }
 
+    /// Gives back the output buffer while the session is idle between messages (it may stay
+    /// so for minutes); the next reply allocates it again.
+    pub fn release_idle_buffers(&mut self) {
+        if self.out.is_empty() && self.is_idle() {
+            self.out = Vec::new();
+        }
+    }
+
     /// What the session is waiting for, for the driver's timeouts.
     pub fn wait(&self) -> Wait {
         match &self.state {
