@@ -154,7 +154,7 @@ impl Connection {
     ) -> io::Result<()> {
         let mut stream = match kind {
             ListenerKind::Starttls => Stream::Plain(tcp),
-            ListenerKind::Implicit => Stream::Tls(Box::new(self.handshake(tcp).await?)),
+            ListenerKind::Implicit => Stream::Tls(Box::new(Box::pin(self.handshake(tcp)).await?)),
         };
         if let Some(refusal) = refusal {
             let _ = timeout(Duration::from_secs(5), stream.write_all(&refusal.to_line())).await;
@@ -217,8 +217,12 @@ impl Connection {
                 Step::Flush => self.flush(&mut stream, &mut session).await?,
                 Step::WaitMemory => {
                     self.flush(&mut stream, &mut session).await?;
-                    let waited =
-                        memory::wait(&self.relay, &mut session, self.session_deadline).await;
+                    let waited = Box::pin(memory::wait(
+                        &self.relay,
+                        &mut session,
+                        self.session_deadline,
+                    ))
+                    .await;
                     // The client was not allowed to send: not counted against its rate.
                     if let Some(data_started) = &mut self.data_started {
                         *data_started += waited;
@@ -231,7 +235,7 @@ impl Connection {
                     let Stream::Plain(tcp) = stream else {
                         return Err(io::Error::other("STARTTLS on a TLS stream"));
                     };
-                    let tls = self.handshake(tcp).await?;
+                    let tls = Box::pin(self.handshake(tcp)).await?;
                     let version = self.tls_version(&tls);
                     stream = Stream::Tls(Box::new(tls));
                     session.tls_established(version);
@@ -244,7 +248,7 @@ impl Connection {
                         }
                     };
                     let outcome = tokio::select! {
-                        outcome = verify => outcome,
+                        outcome = Box::pin(verify) => outcome,
                         _ = self.relay.shutdown.forced() => {
                             session.shutting_down();
                             continue;
@@ -276,7 +280,9 @@ impl Connection {
                     session.auth_finished(outcome);
                 }
                 Step::Deliver(delivery) => {
-                    match self.deliver(*delivery, session.tls_version()).await {
+                    // Boxed, like every step that is not a read: the task of an idle session
+                    // stays the size of its read loop (idle memory, not per-message CPU).
+                    match Box::pin(self.deliver(*delivery, session.tls_version())).await {
                         Some(result) => session.delivered(result),
                         None => session.shutting_down(),
                     }
