@@ -28,3 +28,16 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// The error and its causes on one line, for a log line (reqwest hides the interesting part
+/// in `source`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::client::{Client, plain};
 use common::mock_api::{Answer, MockApi};
 use common::relay::{KEY, TestRelay};
-use sendpigeon_relay::config::{Span, Verify};
+use sendpigeon_relay::config::{HumanDuration, Verify};
 use serde_json::json;
 
 const MESSAGE: &str = "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\
@@ -226,7 +226,7 @@ async fn a_slow_upstream_gets_451_within_the_timeout() {
         Answer::json(200, json!({"id": "late"})).delayed(Duration::from_secs(5))
     });
     let relay = relay_for(&api, |c| {
-        c.timeouts.upstream = Span(Duration::from_millis(700))
+        c.timeouts.upstream = HumanDuration(Duration::from_millis(700))
     })
     .await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
@@ -301,7 +301,7 @@ async fn unreachable_and_tls_failures_are_temporary() {
     // A name that does not resolve.
     let relay = TestRelay::start(|c| {
         c.upstream.url = "https://relay-test.invalid".into();
-        c.timeouts.upstream_connect = Span(Duration::from_secs(2));
+        c.timeouts.upstream_connect = HumanDuration(Duration::from_secs(2));
     })
     .await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
@@ -341,8 +341,8 @@ async fn key_checks_are_cached_and_shared() {
     let api = MockApi::start(KEY).await;
     let relay = relay_for(&api, |c| {
         c.auth.verify = Verify::Upstream;
-        c.auth.cache_valid = Span(Duration::from_millis(600));
-        c.auth.cache_invalid = Span(Duration::from_millis(600));
+        c.auth.cache_valid = HumanDuration(Duration::from_millis(600));
+        c.auth.cache_invalid = HumanDuration(Duration::from_millis(600));
     })
     .await;
     // A burst of connections with one key: one call.

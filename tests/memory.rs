@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::client::Client;
 use common::relay::{KEY, TestRelay};
-use sendpigeon_relay::config::{Size, Span};
+use sendpigeon_relay::config::{HumanDuration, Size};
 
 const BODY: usize = 800_000;
 
@@ -21,9 +21,9 @@ async fn relay(memory_wait: Duration) -> TestRelay {
     TestRelay::start(|c| {
         c.limits.message_size = Size(1 << 20);
         c.limits.memory_budget = Some(Size(3_670_016));
-        c.limits.memory_wait = Span(memory_wait);
+        c.limits.memory_wait = HumanDuration(memory_wait);
         // A session that counted its pause would fall below this rate.
-        c.timeouts.data_rate_grace = Span(Duration::from_secs(1));
+        c.timeouts.data_rate_grace = HumanDuration(Duration::from_secs(1));
         c.timeouts.data_min_rate = Size(500_000);
     })
     .await
@@ -130,7 +130,7 @@ async fn the_first_grant_is_waited_for_before_354() {
     let relay = TestRelay::start(|c| {
         c.limits.message_size = Size(1 << 20);
         c.limits.memory_budget = Some(Size(1_900_000));
-        c.limits.memory_wait = Span(Duration::from_secs(1));
+        c.limits.memory_wait = HumanDuration(Duration::from_secs(1));
     })
     .await;
     let mut a = holding(&relay).await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::client::{Client, plain};
 use common::relay::{KEY, TestRelay};
-use sendpigeon_relay::config::{Config, Span};
+use sendpigeon_relay::config::{Config, HumanDuration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -23,7 +23,7 @@ fn behind_proxy(trusted: &str) -> impl FnOnce(&mut Config) {
             l.proxy_protocol = true;
             l.trusted_proxies = vec![trusted.parse().unwrap()];
         }
-        c.timeouts.proxy_header = Span(Duration::from_millis(500));
+        c.timeouts.proxy_header = HumanDuration(Duration::from_millis(500));
     }
 }
 
@@ -258,7 +258,7 @@ async fn auth_failures_from_one_address_start_a_cooldown() {
     let relay = TestRelay::start(|c| {
         behind_proxy("127.0.0.0/8")(c);
         c.limits.auth_failures_per_ip = 4;
-        c.limits.auth_cooldown = Span(Duration::from_millis(800));
+        c.limits.auth_cooldown = HumanDuration(Duration::from_millis(800));
     })
     .await;
     let header = |ip: &str| format!("PROXY TCP4 {ip} 10.0.0.5 1 587\r\n").into_bytes();
@@ -399,7 +399,8 @@ print(json.dumps(out))
 async fn a_rotated_certificate_is_used_by_new_handshakes_only() {
     // TLS-07: rotate while a session is open; then a broken pair keeps the last good one.
     let relay =
-        TestRelay::start(|c| c.tls.reload_interval = Span(Duration::from_millis(100))).await;
+        TestRelay::start(|c| c.tls.reload_interval = HumanDuration(Duration::from_millis(100)))
+            .await;
     let (mut open, auth) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     assert!(auth.starts_with("235"));
     let dir = relay.dir.path();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::client::Client;
 use common::mock_api::{Answer, MockApi};
 use common::relay::{KEY, TestRelay, outbox_entries};
-use sendpigeon_relay::config::Span;
+use sendpigeon_relay::config::HumanDuration;
 use serde_json::json;
 
 const SHUTTING_DOWN: &str = "421 4.3.2 Service shutting down\r\n";
@@ -33,7 +33,8 @@ async fn an_idle_session_gets_421_at_once_and_the_drain_is_clean() {
 async fn a_transfer_in_flight_finishes_then_gets_421() {
     // SHUT-02.
     let mut relay =
-        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(10))).await;
+        TestRelay::start(|c| c.server.shutdown_grace = HumanDuration(Duration::from_secs(10)))
+            .await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     c.begin_message().await;
     c.send("Subject: during the drain\r\n\r\nfirst half\r\n")
@@ -55,7 +56,8 @@ async fn a_transfer_in_flight_finishes_then_gets_421() {
 async fn the_grace_period_ends_a_stalled_transfer_with_421_and_nothing_sent() {
     // SHUT-04.
     let mut relay =
-        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(400))).await;
+        TestRelay::start(|c| c.server.shutdown_grace = HumanDuration(Duration::from_millis(400)))
+            .await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     c.begin_message().await;
     c.send("Subject: never finished\r\n\r\npart").await;
@@ -76,7 +78,7 @@ async fn a_slow_upstream_past_the_grace_period_is_never_answered_250() {
     let base = api.base.clone();
     let mut relay = TestRelay::start(move |c| {
         c.upstream.url = base;
-        c.server.shutdown_grace = Span(Duration::from_millis(500));
+        c.server.shutdown_grace = HumanDuration(Duration::from_millis(500));
     })
     .await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
@@ -94,7 +96,8 @@ async fn a_slow_upstream_past_the_grace_period_is_never_answered_250() {
 async fn a_second_signal_closes_everything_at_once() {
     // SHUT-05.
     let mut relay =
-        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_secs(30))).await;
+        TestRelay::start(|c| c.server.shutdown_grace = HumanDuration(Duration::from_secs(30)))
+            .await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     c.begin_message().await;
     c.send("Subject: x\r\n\r\npart").await;
@@ -115,7 +118,8 @@ async fn a_second_signal_closes_everything_at_once() {
 async fn shutdown_during_a_handshake_or_an_auth_exchange_is_clean() {
     // SHUT-06.
     let mut relay =
-        TestRelay::start(|c| c.server.shutdown_grace = Span(Duration::from_millis(300))).await;
+        TestRelay::start(|c| c.server.shutdown_grace = HumanDuration(Duration::from_millis(300)))
+            .await;
     let (mut half, _) = Client::plain(relay.starttls).await;
     half.cmd("EHLO client.example").await;
     half.cmd("STARTTLS").await; // and never starts the handshake
@@ -129,4 +133,34 @@ async fn shutdown_during_a_handshake_or_an_auth_exchange_is_clean() {
     assert!(half.closed_within(Duration::from_secs(3)).await.0);
     assert!(c.closed_within(Duration::from_secs(3)).await.0);
     relay.stopped().await;
+}
+
+#[tokio::test]
+async fn a_forced_stop_cuts_the_auth_failure_delay_short() {
+    // A failed AUTH waits `auth.failure_delay` before its 535; a forced stop ends that wait
+    // with 421 at once instead of holding the session past the stop.
+    let relay = TestRelay::start(|c| {
+        c.auth.failure_delay = HumanDuration(Duration::from_secs(30));
+        c.server.shutdown_grace = HumanDuration(Duration::from_millis(200));
+    })
+    .await;
+    let (mut c, _) = Client::plain(relay.starttls).await;
+    assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+    assert!(c.cmd("STARTTLS").await.starts_with("220"));
+    let mut c = c.upgrade(&relay.ca()).await;
+    assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+    c.send(format!(
+        "AUTH PLAIN {}\r\n",
+        common::client::plain("sk_live_wrong_key_000000")
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    relay.shutdown.drain();
+    assert_eq!(c.reply().await, SHUTTING_DOWN);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the 30 s delay was not cut short"
+    );
+    assert!(c.closed_within(Duration::from_secs(2)).await.0);
 }

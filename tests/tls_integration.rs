@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::client::{Client, plain};
 use common::relay::{KEY, TestRelay, outbox_entries};
-use sendpigeon_relay::config::{Size, Span};
+use sendpigeon_relay::config::{HumanDuration, Size};
 
 const MESSAGE: &str = "From: Sender <s@sender.example>\r\nTo: r@rcpt.example\r\nSubject: hi\r\n\
     Message-ID: <tls-1@sender.example>\r\n\r\nHello\r\n.\r\n";
@@ -225,7 +225,8 @@ async fn a_client_that_disconnects_mid_data_sends_nothing() {
 #[tokio::test]
 async fn idle_clients_time_out_with_421() {
     // TMO-01.
-    let relay = TestRelay::start(|c| c.timeouts.command = Span(Duration::from_millis(500))).await;
+    let relay =
+        TestRelay::start(|c| c.timeouts.command = HumanDuration(Duration::from_millis(500))).await;
     let (mut c, _) = Client::plain(relay.starttls).await;
     assert_eq!(
         c.reply().await,
@@ -237,7 +238,8 @@ async fn idle_clients_time_out_with_421() {
 #[tokio::test]
 async fn a_command_trickled_byte_by_byte_still_has_one_deadline() {
     // TMO-02: the deadline covers the whole line; bytes arriving do not extend it.
-    let relay = TestRelay::start(|c| c.timeouts.command = Span(Duration::from_millis(800))).await;
+    let relay =
+        TestRelay::start(|c| c.timeouts.command = HumanDuration(Duration::from_millis(800))).await;
     let (mut c, _) = Client::plain(relay.starttls).await;
     let started = std::time::Instant::now();
     for b in b"NOOP NOOP NOOP NOOP".iter() {
@@ -259,7 +261,7 @@ async fn a_command_trickled_byte_by_byte_still_has_one_deadline() {
 async fn slow_data_is_cut_below_the_minimum_rate() {
     // TMO-03.
     let relay = TestRelay::start(|c| {
-        c.timeouts.data_rate_grace = Span(Duration::from_millis(300));
+        c.timeouts.data_rate_grace = HumanDuration(Duration::from_millis(300));
         c.timeouts.data_min_rate = Size(10_000);
     })
     .await;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use super::{Authenticator, BoxFuture};
+use super::Authenticator;
+use crate::BoxFuture;
 use crate::secret::ApiKey;
 use crate::smtp::AuthOutcome;
 
@@ -127,7 +128,7 @@ impl ApiKeys {
                 }
             },
             Err(e) => {
-                tracing::warn!(error = %crate::pipeline::error_chain(&e), "key check: the API did not answer");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "key check: the API did not answer");
                 AuthOutcome::Unavailable
             }
         }

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use subtle::{Choice, ConstantTimeEq};
 
-use super::{Authenticator, BoxFuture};
+use super::Authenticator;
+use crate::BoxFuture;
 use crate::secret::{ApiKey, hex};
 use crate::smtp::AuthOutcome;
 

@@ -4,17 +4,12 @@
 mod api;
 mod keys_file;
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use api::{ApiKeys, CachePolicy};
 pub use keys_file::KeysFile;
 
+use crate::BoxFuture;
 use crate::secret::ApiKey;
 use crate::smtp::AuthOutcome;
-
-/// A boxed, sendable future (the trait is used as `dyn`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Answers whether a key may send.
 pub trait Authenticator: Send + Sync {

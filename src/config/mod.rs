@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Overrides, load, load_str, load_str_with_limit};
-pub use units::{Size, Span};
+pub use units::{HumanDuration, Size};
 pub use validate::missing_files;
 
 use crate::memory::limit::{CgroupLimit, EffectiveBudget};
@@ -62,7 +62,7 @@ pub struct Server {
     pub max_connections: usize,
     /// After SIGTERM, how long sessions in DATA or waiting on the upstream may finish
     /// (below Kubernetes' default 30 s termination grace period).
-    pub shutdown_grace: Span,
+    pub shutdown_grace: HumanDuration,
 }
 
 impl Default for Server {
@@ -70,7 +70,7 @@ impl Default for Server {
         Server {
             hostname: "localhost".into(),
             max_connections: 10_000,
-            shutdown_grace: Span::secs(25),
+            shutdown_grace: HumanDuration::secs(25),
         }
     }
 }
@@ -125,7 +125,7 @@ pub struct Tls {
     pub development_ca: PathBuf,
     /// How often the certificate and key files are checked for changes (a renewed secret,
     /// a Kubernetes symlink swap); SIGHUP checks at once.
-    pub reload_interval: Span,
+    pub reload_interval: HumanDuration,
 }
 
 impl Default for Tls {
@@ -135,7 +135,7 @@ impl Default for Tls {
             key: "certs/dev-key.pem".into(),
             generate_if_missing: false,
             development_ca: "certs/dev-ca.pem".into(),
-            reload_interval: Span::secs(30),
+            reload_interval: HumanDuration::secs(30),
         }
     }
 }
@@ -156,11 +156,11 @@ pub struct Auth {
     /// Failed AUTH attempts per session before `421 4.7.0` and close.
     pub max_failures: u32,
     /// Wait before answering a failed AUTH: slows guessing and hides which part was wrong.
-    pub failure_delay: Span,
+    pub failure_delay: HumanDuration,
     /// With `verify = "upstream"`: how long a key the API accepted is trusted without asking.
-    pub cache_valid: Span,
+    pub cache_valid: HumanDuration,
     /// With `verify = "upstream"`: how long a key the API refused stays refused.
-    pub cache_invalid: Span,
+    pub cache_invalid: HumanDuration,
     /// With `verify = "upstream"`: most keys remembered at once.
     pub cache_entries: usize,
 }
@@ -173,9 +173,9 @@ impl Default for Auth {
             verify: Verify::KeysFile,
             keys_file: "config/dev-keys.txt".into(),
             max_failures: 3,
-            failure_delay: Span::secs(1),
-            cache_valid: Span::secs(60),
-            cache_invalid: Span::secs(10),
+            failure_delay: HumanDuration::secs(1),
+            cache_valid: HumanDuration::secs(60),
+            cache_invalid: HumanDuration::secs(10),
             cache_entries: 10_000,
         }
     }
@@ -223,7 +223,7 @@ pub struct Limits {
     pub memory_budget: Option<Size>,
     /// When the budget is spent, how long a session stops reading (TCP backpressure) before
     /// `452 4.3.1`; paused time does not count against `timeouts.data_min_rate`.
-    pub memory_wait: Span,
+    pub memory_wait: HumanDuration,
     /// Bare CR/LF in DATA: `normalize` (to CRLF) or `reject` (`550 5.5.2`).
     pub bare_lf: BareLfPolicy,
     /// Connections open at once from one client address; more get `421 4.7.0`.
@@ -233,9 +233,9 @@ pub struct Limits {
     /// AUTH failures from one address within `auth_failure_window` that start a cool-down.
     pub auth_failures_per_ip: usize,
     /// The window those failures are counted in.
-    pub auth_failure_window: Span,
+    pub auth_failure_window: HumanDuration,
     /// During the cool-down every connection from the address gets `421 4.7.0`.
-    pub auth_cooldown: Span,
+    pub auth_cooldown: HumanDuration,
 }
 
 impl Default for Limits {
@@ -253,13 +253,13 @@ impl Default for Limits {
             junk_commands: 100,
             messages_per_connection: 1000,
             memory_budget: None,
-            memory_wait: Span::secs(60),
+            memory_wait: HumanDuration::secs(60),
             bare_lf: BareLfPolicy::Normalize,
             connections_per_ip: 50,
             ipv6_prefix: 64,
             auth_failures_per_ip: 10,
-            auth_failure_window: Span::secs(300),
-            auth_cooldown: Span::secs(300),
+            auth_failure_window: HumanDuration::secs(300),
+            auth_cooldown: HumanDuration::secs(300),
         }
     }
 }
@@ -269,46 +269,46 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// TLS handshake, on connect (implicit) or after STARTTLS.
-    pub tls_handshake: Span,
+    pub tls_handshake: HumanDuration,
     /// Next command before AUTH; also the deadline for one whole command line.
-    pub command: Span,
+    pub command: HumanDuration,
     /// Next command after AUTH (RFC 5321 §4.5.3.2.7).
-    pub command_authenticated: Span,
+    pub command_authenticated: HumanDuration,
     /// Each read during DATA.
-    pub data_read: Span,
+    pub data_read: HumanDuration,
     /// Minimum average DATA rate in bytes per second, enforced after `data_rate_grace`.
     pub data_min_rate: Size,
     /// How long DATA may run before the minimum rate applies.
-    pub data_rate_grace: Span,
+    pub data_rate_grace: HumanDuration,
     /// Writing replies to a client that does not read.
-    pub write: Span,
+    pub write: HumanDuration,
     /// A whole session.
-    pub session: Span,
+    pub session: HumanDuration,
     /// The upstream call after the end of data.
-    pub upstream: Span,
+    pub upstream: HumanDuration,
     /// Connecting to the upstream.
-    pub upstream_connect: Span,
+    pub upstream_connect: HumanDuration,
     /// The key check at AUTH against the API.
-    pub key_check: Span,
+    pub key_check: HumanDuration,
     /// The PROXY protocol header on listeners that require one.
-    pub proxy_header: Span,
+    pub proxy_header: HumanDuration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            tls_handshake: Span::secs(30),
-            command: Span::secs(60),
-            command_authenticated: Span::secs(300),
-            data_read: Span::secs(180),
+            tls_handshake: HumanDuration::secs(30),
+            command: HumanDuration::secs(60),
+            command_authenticated: HumanDuration::secs(300),
+            data_read: HumanDuration::secs(180),
             data_min_rate: Size(1024),
-            data_rate_grace: Span::secs(30),
-            write: Span::secs(60),
-            session: Span::secs(30 * 60),
-            upstream: Span::secs(30),
-            upstream_connect: Span::secs(5),
-            key_check: Span::secs(10),
-            proxy_header: Span::secs(5),
+            data_rate_grace: HumanDuration::secs(30),
+            write: HumanDuration::secs(60),
+            session: HumanDuration::secs(30 * 60),
+            upstream: HumanDuration::secs(30),
+            upstream_connect: HumanDuration::secs(5),
+            key_check: HumanDuration::secs(10),
+            proxy_header: HumanDuration::secs(5),
         }
     }
 }

@@ -9,29 +9,31 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration written like `"30s"`, `"5m"` or `"1h 30m"` (humantime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span(pub Duration);
+pub struct HumanDuration(pub Duration);
 
-impl Span {
+impl HumanDuration {
     /// From whole seconds.
-    pub const fn secs(secs: u64) -> Span {
-        Span(Duration::from_secs(secs))
+    pub const fn secs(secs: u64) -> HumanDuration {
+        HumanDuration(Duration::from_secs(secs))
     }
 }
 
-impl Serialize for Span {
+impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_duration(self.0))
     }
 }
 
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map(Span).map_err(|e| {
-            de::Error::custom(format!(
-                "invalid duration {text:?} ({e}); write it like \"30s\" or \"5m\""
-            ))
-        })
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "invalid duration {text:?} ({e}); write it like \"30s\" or \"5m\""
+                ))
+            })
     }
 }
 

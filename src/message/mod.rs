@@ -35,7 +35,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::smtp::{Envelope, Reply, reply};
+use crate::smtp::{Envelope, RefusalReason, Reply, reply};
 
 pub use addresses::Mailbox;
 pub use body::RequestBody;
@@ -137,6 +137,16 @@ pub enum MappingError {
 }
 
 impl MappingError {
+    /// Why, for the metrics: the header section's size is a size; a rendering bug is ours;
+    /// everything else is the message's content.
+    pub fn reason(&self) -> RefusalReason {
+        match self {
+            MappingError::HeaderSectionTooLarge => RefusalReason::Size,
+            MappingError::Render(_) => RefusalReason::Internal,
+            _ => RefusalReason::Content,
+        }
+    }
+
     /// The SMTP reply for this error (permanent: the same bytes would fail again; only a
     /// rendering bug is temporary).
     pub fn reply(&self) -> Reply {

@@ -6,7 +6,7 @@
 //! message in 64 KiB chunks with an exact `Content-Length`, so the JSON is never held whole
 //! and the message is held once. The reply is `250` only after a 2xx; every other outcome,
 //! including transport failures and a body cut off after a 2xx, is a 4xx or 5xx from
-//! [`super::rest::outcome`], and a retry is safe because it carries the same
+//! [`super::rest::error_reply`], and a retry is safe because it carries the same
 //! Idempotency-Key (a message without identity carries none, rest-api.md).
 
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use serde::Deserialize;
 use super::render::{Prepared, Renderer};
 use super::rest::{self, ApiError};
 use super::{Accepted, DeliveryError, Submission, Upstream, safe_id, status_class};
-use crate::auth::BoxFuture;
+use crate::BoxFuture;
+use crate::smtp::RefusalReason;
 use crate::smtp::reply::{self, Reply};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -69,8 +70,13 @@ impl HttpUpstream {
         } = self.renderer.prepare_off_workers(sub).await?;
         // Header values built from owned strings, each without a second copy.
         let owned = |text: String| HeaderValue::from_maybe_shared(Bytes::from(text));
-        let mut bearer = owned(format!("Bearer {}", key.expose()))
-            .map_err(|_| DeliveryError::new(reply::INTERNAL_ERROR, "key not a header value"))?;
+        let mut bearer = owned(format!("Bearer {}", key.expose())).map_err(|_| {
+            DeliveryError::new(
+                reply::INTERNAL_ERROR,
+                RefusalReason::Internal,
+                "key not a header value",
+            )
+        })?;
         bearer.set_sensitive(true);
         let mut request = self
             .client
@@ -125,6 +131,7 @@ async fn answer(
             .map_err(|e| {
                 DeliveryError::new(
                     reply::UPSTREAM_CONNECTION_LOST,
+                    RefusalReason::Upstream,
                     format!("HTTP {status}, then the body failed: {e}"),
                 )
             })?;
@@ -149,7 +156,7 @@ async fn answer(
         .await
         .unwrap_or_default();
     let error = ApiError::parse(&body);
-    let outcome = rest::outcome(status, &error, retry_after, request_id);
+    let outcome = rest::error_reply(status, &error, retry_after, request_id);
     let detail = format!(
         "HTTP {status} code={:?} message={:?}",
         error.code.as_deref().unwrap_or(""),
@@ -201,19 +208,7 @@ pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
     let outcome = if e.is_timeout() { "timeout" } else { "error" };
     DeliveryError::upstream(
         reply,
-        format!("upstream {what}: {}", error_chain(e)),
+        format!("upstream {what}: {}", crate::telemetry::error_chain(e)),
         outcome,
     )
-}
-
-/// The error and its causes on one line (reqwest hides the interesting part in `source`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -15,16 +15,16 @@ pub mod rest;
 
 use std::time::SystemTime;
 
-pub use http::{HttpUpstream, error_chain};
+pub use http::HttpUpstream;
 pub use idempotency::derived_key;
 pub use outbox::Outbox;
 pub use render::{Prepared, Renderer};
 
-use crate::auth::BoxFuture;
+use crate::BoxFuture;
 use crate::memory::budget::Reservation;
 use crate::message::Source;
 use crate::secret::ApiKey;
-use crate::smtp::{Envelope, Reply};
+use crate::smtp::{Envelope, RefusalReason, Reply};
 
 /// One received message and what the upstream needs to know about it.
 #[derive(Debug)]
@@ -57,8 +57,10 @@ pub struct Accepted {
 /// The upstream does not have the message: the reply to send, and a detail for the log.
 #[derive(Debug, Clone)]
 pub struct DeliveryError {
-    /// The SMTP reply (rest-api.md error table, or the mapping error's reply).
+    /// The SMTP reply (the REST outcome table, or the mapping error's reply).
     pub reply: Reply,
+    /// Why, for the metrics.
+    pub reason: RefusalReason,
     /// What happened, for the log line (never the key).
     pub detail: String,
     /// For the upstream metric: the HTTP status class, `error` or `timeout`; `None` when no
@@ -67,19 +69,21 @@ pub struct DeliveryError {
 }
 
 impl DeliveryError {
-    /// A refusal made before any upstream request (mapping, rendering).
-    pub fn new(reply: Reply, detail: impl AsRef<str>) -> DeliveryError {
+    /// A refusal made before any upstream request (mapping, rendering, memory).
+    pub fn new(reply: Reply, reason: RefusalReason, detail: impl AsRef<str>) -> DeliveryError {
         DeliveryError {
             reply,
+            reason,
             detail: log_safe(detail.as_ref()),
             outcome: None,
         }
     }
 
-    /// A refusal that came from an upstream request.
+    /// A refusal that came from an upstream request (or the outbox's write).
     pub fn upstream(reply: Reply, detail: impl AsRef<str>, outcome: &'static str) -> Self {
         DeliveryError {
             reply,
+            reason: RefusalReason::Upstream,
             detail: log_safe(detail.as_ref()),
             outcome: Some(outcome),
         }

@@ -19,8 +19,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::render::{Prepared, Renderer};
 use super::{Accepted, DeliveryError, Submission, Upstream};
-use crate::auth::BoxFuture;
-use crate::smtp::reply;
+use crate::BoxFuture;
+use crate::smtp::{RefusalReason, reply};
 
 /// Writes messages into a directory.
 #[derive(Debug, Clone)]
@@ -54,6 +54,7 @@ impl Upstream for Outbox {
                 Ok(result) => result,
                 Err(join) => Err(DeliveryError::new(
                     reply::INTERNAL_ERROR,
+                    RefusalReason::Internal,
                     if join.is_panic() {
                         "mapping or writing panicked"
                     } else {

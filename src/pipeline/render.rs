@@ -18,7 +18,7 @@ use crate::memory::FIXED_MESSAGE_COST;
 use crate::memory::budget::Reservation;
 use crate::message::{MimeLimits, RequestBody, map_message, parse_cost_bound};
 use crate::secret::ApiKey;
-use crate::smtp::reply;
+use crate::smtp::{RefusalReason, reply};
 
 /// Messages up to this size are mapped on the async worker that received them: their parse,
 /// hash and plan take tens of microseconds, less than the two thread wake-ups a hop to the
@@ -59,7 +59,13 @@ impl Renderer {
     /// blocking pool for a large one. A panic in mapping answers `451 4.3.0` for this message
     /// only, either way.
     pub async fn prepare_off_workers(&self, sub: Submission) -> Result<Prepared, DeliveryError> {
-        let panicked = || DeliveryError::new(reply::INTERNAL_ERROR, "mapping panicked");
+        let panicked = || {
+            DeliveryError::new(
+                reply::INTERNAL_ERROR,
+                RefusalReason::Internal,
+                "mapping panicked",
+            )
+        };
         if sub.message.len() <= MAP_ON_WORKER_MAX {
             return catch_unwind(AssertUnwindSafe(|| self.prepare(sub))).map_err(|_| panicked())?;
         }
@@ -90,11 +96,16 @@ impl Renderer {
         if bound > reservation.bytes() && !reservation.resize_to(bound) {
             return Err(DeliveryError::new(
                 reply::INSUFFICIENT_STORAGE,
+                RefusalReason::Memory,
                 format!("memory budget cannot hold the parse of a {size}-byte message"),
             ));
         }
         let mapped = map_message(message, &envelope, &source, &self.limits).map_err(|e| {
-            DeliveryError::new(e.reply(), format!("mapping refused the message: {e}"))
+            DeliveryError::new(
+                e.reply(),
+                e.reason(),
+                format!("mapping refused the message: {e}"),
+            )
         })?;
         let cost = size
             .saturating_add(mapped.body.extra_cost())
@@ -102,6 +113,7 @@ impl Renderer {
         if !reservation.resize_to(cost) {
             return Err(DeliveryError::new(
                 reply::INSUFFICIENT_STORAGE,
+                RefusalReason::Memory,
                 format!("memory budget cannot hold the request for a {size}-byte message"),
             ));
         }

@@ -67,7 +67,7 @@ impl ApiError {
 
 /// How the relay should treat a non-2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct ErrorReply {
     /// The reply to the client.
     pub reply: Reply,
     /// The relay itself is at fault (404/405/415/unknown status): log at error level.
@@ -76,12 +76,12 @@ pub struct Outcome {
 
 /// Maps a non-2xx status, its parsed error body and its `Retry-After` header (seconds) to
 /// the reply. `request_id` is ours (`X-Request-Id`), used when the API gives none.
-pub fn outcome(
+pub fn error_reply(
     status: u16,
     error: &ApiError,
     retry_after: Option<u64>,
     request_id: &str,
-) -> Outcome {
+) -> ErrorReply {
     let code = error.code.as_deref().unwrap_or("");
     let message = error.message.as_deref().map(|m| sanitize(m, MAX_MESSAGE));
     let message = message.as_deref().filter(|m| !m.is_empty());
@@ -158,7 +158,7 @@ pub fn outcome(
     };
     let reference = error.request_id.as_deref().unwrap_or(request_id);
     let reference = sanitize(reference, 80);
-    Outcome {
+    ErrorReply {
         reply: Reply::dynamic(smtp, status_code, format!("{text} (ref {reference})")),
         relay_fault,
     }

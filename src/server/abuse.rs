@@ -32,7 +32,7 @@ pub struct AbusePolicy {
 
 /// Why a connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Denial {
     /// Too many connections open from this address.
     TooManyConnections,
     /// The address is cooling down after AUTH failures.
@@ -109,16 +109,16 @@ impl Abuse {
     }
 
     /// Admits a new connection from `ip`, or says why not.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refusal> {
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Denial> {
         let group = self.group(ip);
         let now = Instant::now();
         let Ok(mut state) = self.state.lock() else {
-            return Err(Refusal::TooManyConnections);
+            return Err(Denial::TooManyConnections);
         };
         if let Some(f) = state.failures.get(&group)
             && f.cooldown_until.is_some_and(|until| until > now)
         {
-            return Err(Refusal::CoolingDown);
+            return Err(Denial::CoolingDown);
         }
         if state.open.len() >= MAX_ENTRIES && !state.open.contains_key(&group) {
             // Past the cap only already-known groups are counted; new ones pass uncounted
@@ -130,7 +130,7 @@ impl Abuse {
         }
         let count = state.open.entry(group).or_insert(0);
         if *count >= self.policy.connections_per_ip {
-            return Err(Refusal::TooManyConnections);
+            return Err(Denial::TooManyConnections);
         }
         *count += 1;
         Ok(Admission {
@@ -193,11 +193,11 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let first = a.admit(ip).unwrap();
         let _second = a.admit(ip).unwrap();
-        assert_eq!(a.admit(ip).unwrap_err(), Refusal::TooManyConnections);
+        assert_eq!(a.admit(ip).unwrap_err(), Denial::TooManyConnections);
         // IPv4-mapped IPv6 is the same address (RES-04).
         assert_eq!(
             a.admit("::ffff:192.0.2.7".parse().unwrap()).unwrap_err(),
-            Refusal::TooManyConnections
+            Denial::TooManyConnections
         );
         assert!(a.admit("192.0.2.8".parse().unwrap()).is_ok());
         drop(first);
@@ -219,7 +219,7 @@ mod tests {
         assert!(!a.auth_failed(ip));
         assert!(!a.auth_failed(ip));
         assert!(a.auth_failed(ip));
-        assert_eq!(a.admit(ip).unwrap_err(), Refusal::CoolingDown);
+        assert_eq!(a.admit(ip).unwrap_err(), Denial::CoolingDown);
         assert!(a.admit("198.51.100.2".parse().unwrap()).is_ok());
         std::thread::sleep(Duration::from_millis(250));
         assert!(a.admit(ip).is_ok());

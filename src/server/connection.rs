@@ -16,26 +16,24 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Duration, Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
 
 use super::stream::Stream;
 use super::tls::version_name;
-use super::{ListenerInfo, Refusal, Relay};
-use super::{memory, proxy};
+use super::{Denial, ListenerInfo, Relay};
+use super::{authenticate, deliver, memory, proxy};
 use crate::config::ListenerKind;
 use crate::message::Source;
-use crate::pipeline::Submission;
 use crate::smtp::reply::{self, Reply};
-use crate::smtp::{AuthOutcome, Delivery, Session, Step, Wait};
+use crate::smtp::{Session, Step, Wait};
 
 /// Read buffer capacity while a transaction's commands come in.
 const COMMAND_BUFFER: usize = 4 * 1024;
@@ -79,12 +77,12 @@ pub(super) async fn handle(
         let admission = relay.abuse.admit(client_ip);
         let refusal = match &admission {
             Ok(_) => None,
-            Err(Refusal::TooManyConnections) => {
+            Err(Denial::TooManyConnections) => {
                 relay.metrics.rejected.with_label_values(&["per_ip"]).inc();
                 tracing::info!("refused: limits.connections_per_ip reached");
                 Some(reply::TOO_MANY_FROM_ADDRESS)
             }
-            Err(Refusal::CoolingDown) => {
+            Err(Denial::CoolingDown) => {
                 relay
                     .metrics
                     .rejected
@@ -157,8 +155,9 @@ impl Connection {
             ListenerKind::Implicit => Stream::Tls(Box::new(Box::pin(self.handshake(tcp)).await?)),
         };
         if let Some(refusal) = refusal {
-            let _ = timeout(Duration::from_secs(5), stream.write_all(&refusal.to_line())).await;
-            let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
+            let write = self.relay.config.timeouts.write.0;
+            let _ = timeout(write, stream.write_all(&refusal.to_line())).await;
+            let _ = timeout(write, stream.shutdown()).await;
             return Ok(());
         }
         let tls = match &stream {
@@ -180,7 +179,7 @@ impl Connection {
                 self.line_deadline = None;
             }
             if let Some(refused) = session.take_refused() {
-                self.count_refused(refused.size, &refused.reply);
+                deliver::count_refused(&self.relay, refused.size, &refused.reply, refused.reason);
                 // One line per message outcome, also when the session refused it itself.
                 tracing::info!(
                     size = refused.size,
@@ -241,55 +240,30 @@ impl Connection {
                     session.tls_established(version);
                 }
                 Step::Authenticate(request) => {
-                    let verify = async {
-                        match &request.key {
-                            Some(key) => self.relay.authenticator.verify(key).await,
-                            None => AuthOutcome::Invalid,
-                        }
-                    };
-                    let outcome = tokio::select! {
-                        outcome = Box::pin(verify) => outcome,
-                        _ = self.relay.shutdown.forced() => {
-                            session.shutting_down();
-                            continue;
-                        }
-                    };
-                    let result = match outcome {
-                        AuthOutcome::Valid => "ok",
-                        AuthOutcome::Invalid => "failed",
-                        AuthOutcome::Unavailable => "temp_failed",
-                    };
-                    self.relay.metrics.auth.with_label_values(&[result]).inc();
-                    match (&outcome, &request.key) {
-                        (AuthOutcome::Valid, Some(key)) => {
-                            tracing::Span::current().record("key", key.fingerprint());
-                            tracing::info!("authenticated");
-                        }
-                        (AuthOutcome::Unavailable, _) => tracing::warn!("key check unavailable"),
-                        _ => {
-                            tracing::info!("authentication failed");
-                            if self.relay.abuse.auth_failed(self.client_ip) {
-                                tracing::warn!(
-                                    "too many AUTH failures from this address: cool-down starts"
-                                );
-                            }
-                            // Same delay whichever part was wrong (AUTH-09), slows guessing.
-                            tokio::time::sleep(self.relay.config.auth.failure_delay.0).await;
-                        }
+                    match Box::pin(authenticate::check(&self.relay, self.client_ip, request)).await
+                    {
+                        Some(outcome) => session.auth_finished(outcome),
+                        None => session.shutting_down(),
                     }
-                    session.auth_finished(outcome);
                 }
                 Step::Deliver(delivery) => {
                     // Boxed, like every step that is not a read: the task of an idle session
                     // stays the size of its read loop (idle memory, not per-message CPU).
-                    match Box::pin(self.deliver(*delivery, session.tls_version())).await {
+                    let source = Source {
+                        kind: "smtp",
+                        client_ip: self.client_ip,
+                        tls: session.tls_version(),
+                        helo: String::new(),
+                        session_id: self.id.clone(),
+                    };
+                    match Box::pin(deliver::deliver(&self.relay, *delivery, source)).await {
                         Some(result) => session.delivered(result),
                         None => session.shutting_down(),
                     }
                 }
                 Step::Close => {
                     self.flush(&mut stream, &mut session).await?;
-                    let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
+                    let _ = timeout(self.relay.config.timeouts.write.0, stream.shutdown()).await;
                     return Ok(());
                 }
             }
@@ -420,117 +394,11 @@ impl Connection {
         version
     }
 
-    /// Hands the message to the upstream. `None` when the relay was forced to stop first:
-    /// the message is then never answered `250`.
-    async fn deliver(
-        &self,
-        d: Delivery,
-        tls: Option<&'static str>,
-    ) -> Option<Result<String, Reply>> {
-        let started = Instant::now();
-        let (size, recipients) = (d.message.len(), d.envelope.rcpt_to.len());
-        let submission = Submission {
-            envelope: d.envelope,
-            message: d.message,
-            reservation: d.reservation,
-            key: d.key,
-            source: Source {
-                kind: "smtp",
-                client_ip: self.client_ip,
-                tls,
-                helo: d.helo,
-                session_id: self.id.clone(),
-            },
-            request_id: format!("{}.{}", self.id, d.transaction),
-            received_at: SystemTime::now(),
-        };
-        let metrics = &self.relay.metrics;
-        let upstream = timeout(
-            self.relay.config.timeouts.upstream.0,
-            self.relay.upstream.deliver(submission),
-        );
-        let outcome = tokio::select! {
-            outcome = upstream => outcome,
-            _ = self.relay.shutdown.forced() => {
-                tracing::warn!(size, recipients, "shutting down during the upstream call: 421, not 250");
-                metrics.refused.with_label_values(&["4xx", "shutdown"]).inc();
-                return None;
-            }
-        };
-        let elapsed = started.elapsed();
-        let result = match outcome {
-            Ok(Ok(accepted)) => {
-                metrics
-                    .upstream_requests
-                    .with_label_values(&[accepted.outcome])
-                    .inc();
-                metrics.upstream_latency.observe(elapsed.as_secs_f64());
-                Ok(accepted.id)
-            }
-            Ok(Err(e)) => {
-                if let Some(outcome) = e.outcome {
-                    metrics
-                        .upstream_requests
-                        .with_label_values(&[outcome])
-                        .inc();
-                    metrics.upstream_latency.observe(elapsed.as_secs_f64());
-                }
-                tracing::warn!(detail = %e.detail, "message not accepted");
-                Err(e.reply)
-            }
-            Err(_) => {
-                metrics
-                    .upstream_requests
-                    .with_label_values(&["timeout"])
-                    .inc();
-                Err(reply::UPSTREAM_TIMEOUT)
-            }
-        };
-        let duration_ms = elapsed.as_millis() as u64;
-        match &result {
-            Ok(id) => {
-                metrics.accepted.inc();
-                metrics.received_bytes.inc_by(size as u64);
-                metrics.message_size.observe(size as f64);
-                tracing::info!(%id, size, recipients, code = 250, duration_ms, "message accepted");
-            }
-            Err(r) => {
-                self.count_refused(size, r);
-                tracing::info!(
-                    size,
-                    recipients,
-                    code = r.code(),
-                    status = r.status().unwrap_or(""),
-                    duration_ms,
-                    "message refused"
-                );
-            }
-        }
-        Some(result)
-    }
-
-    /// Counts a message refused at the end of DATA, by reply class and a coarse reason.
-    fn count_refused(&self, size: usize, reply: &Reply) {
-        let m = &self.relay.metrics;
-        m.received_bytes.inc_by(size as u64);
-        m.message_size.observe(size as f64);
-        let class = if reply.is_transient() { "4xx" } else { "5xx" };
-        let reason = match (reply.code(), reply.status().unwrap_or("")) {
-            (552, _) => "size",
-            (550, "5.5.2") => "bare_line_ending",
-            (452, "4.3.1") => "memory",
-            (_, "5.6.0") | (_, "5.4.6") => "content",
-            (451, "4.3.0") => "internal",
-            _ => "upstream",
-        };
-        m.refused.with_label_values(&[class, reason]).inc();
-    }
-
     /// A bug in the session: this client gets `421 4.3.0`, everyone else carries on (RES-09).
     async fn fail(&self, stream: &mut Stream) -> io::Result<()> {
         tracing::error!("session panicked; closing this connection");
         let line = reply::INTERNAL_FAILURE.to_line();
-        let _ = timeout(Duration::from_secs(5), stream.write_all(&line)).await;
+        let _ = timeout(self.relay.config.timeouts.write.0, stream.write_all(&line)).await;
         Ok(())
     }
 }

@@ -35,7 +35,10 @@ pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>) -> bool {
     relay.shutdown.draining().await;
     let grace = relay.config.server.shutdown_grace.0;
     tracing::info!(grace = ?grace, "draining: refusing new sessions, finishing open ones");
-    let clean = relay.shutdown.finish(grace).await;
+    let clean = relay
+        .shutdown
+        .finish(grace, relay.config.timeouts.write.0)
+        .await;
     loops.abort_all();
     if clean {
         tracing::info!("drained: every session ended");
@@ -70,7 +73,12 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
                 .rejected
                 .with_label_values(&["draining"])
                 .inc();
-            tokio::spawn(refuse(tcp, bound.kind, reply::SHUTTING_DOWN));
+            tokio::spawn(refuse_connection(
+                tcp,
+                bound.kind,
+                reply::SHUTTING_DOWN,
+                relay.config.timeouts.write.0,
+            ));
             continue;
         }
         match Arc::clone(&relay.connections).try_acquire_owned() {
@@ -90,16 +98,22 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
                     .rejected
                     .with_label_values(&["max_connections"])
                     .inc();
-                tokio::spawn(refuse(tcp, bound.kind, reply::TOO_BUSY));
+                tokio::spawn(refuse_connection(
+                    tcp,
+                    bound.kind,
+                    reply::TOO_BUSY,
+                    relay.config.timeouts.write.0,
+                ));
             }
         }
     }
 }
 
-/// A plaintext `421` where the client expects plaintext; implicit TLS clients just see the
-/// connection close (a handshake under overload would cost more than it tells).
-async fn refuse(mut tcp: TcpStream, kind: ListenerKind, reply: Reply) {
+/// A plaintext `421` where the client expects plaintext, within `timeouts.write`; implicit
+/// TLS clients just see the connection close (a handshake under overload would cost more
+/// than it tells).
+async fn refuse_connection(mut tcp: TcpStream, kind: ListenerKind, reply: Reply, write: Duration) {
     if kind == ListenerKind::Starttls {
-        let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&reply.to_line())).await;
+        let _ = tokio::time::timeout(write, tcp.write_all(&reply.to_line())).await;
     }
 }

@@ -2,7 +2,9 @@
 //! and the shared pieces every session uses ([`Relay`]).
 
 mod abuse;
+mod authenticate;
 mod connection;
+mod deliver;
 mod listener;
 mod memory;
 mod proxy;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-pub use abuse::{Abuse, AbusePolicy, Refusal};
+pub use abuse::{Abuse, AbusePolicy, Denial};
 pub use listener::run;
 pub use reload::Reloader;
 pub use shutdown::Shutdown;

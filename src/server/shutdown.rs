@@ -78,8 +78,9 @@ impl Shutdown {
     }
 
     /// After draining started: forces once `grace` has passed, then waits until every session
-    /// has ended (at most a few seconds after the force). Returns true for a clean drain.
-    pub async fn finish(&self, grace: Duration) -> bool {
+    /// has ended (at most `write` after the force: each session answers `421` and closes
+    /// within its write deadline). Returns true for a clean drain.
+    pub async fn finish(&self, grace: Duration, write: Duration) -> bool {
         self.tasks.close();
         let clean = tokio::select! {
             _ = self.tasks.wait() => true,
@@ -88,8 +89,7 @@ impl Shutdown {
         };
         if !clean {
             self.force();
-            // Sessions answer 421 and close within their write deadline; do not wait longer.
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+            let _ = tokio::time::timeout(write, self.tasks.wait()).await;
         }
         clean
     }

@@ -57,7 +57,7 @@ enum State {
 
 /// How the data ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum DataEnd {
     /// The message, un-stuffed and with CRLF line endings only.
     Message(Vec<u8>),
     /// Over the size limit.
@@ -183,7 +183,7 @@ impl DataReceiver {
     /// Consumes input up to and including the end of data. Returns the bytes consumed and,
     /// once the end of data was seen, the outcome with the memory reservation that covers it.
     /// Takes nothing while it [needs memory](Self::needs_memory).
-    pub fn receive(&mut self, input: &[u8]) -> (usize, Option<(Outcome, Reservation)>) {
+    pub fn receive(&mut self, input: &[u8]) -> (usize, Option<(DataEnd, Reservation)>) {
         if self.waiting_for.is_some() || !self.room_for(input) {
             return (0, None);
         }
@@ -306,17 +306,17 @@ impl DataReceiver {
         self.reservation.release();
     }
 
-    fn finish(&mut self) -> (Outcome, Reservation) {
+    fn finish(&mut self) -> (DataEnd, Reservation) {
         let outcome = if self.too_big {
-            Outcome::TooBig
+            DataEnd::TooBig
         } else if self.out_of_memory {
-            Outcome::OutOfMemory
+            DataEnd::OutOfMemory
         } else if self.policy == BareLfPolicy::Reject && self.bare_lf {
-            Outcome::BareLf
+            DataEnd::BareLf
         } else if self.policy == BareLfPolicy::Reject && self.bare_cr {
-            Outcome::BareCr
+            DataEnd::BareCr
         } else {
-            Outcome::Message(std::mem::take(&mut self.body))
+            DataEnd::Message(std::mem::take(&mut self.body))
         };
         (outcome, self.reservation.take())
     }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sendpigeon_relay::config::{Config, Listener, ListenerKind, Span};
+use sendpigeon_relay::config::{Config, HumanDuration, Listener, ListenerKind};
 use sendpigeon_relay::server::{self, Relay};
 
 /// The key the test keys file accepts.
@@ -53,7 +53,7 @@ impl TestRelay {
         config.tls.development_ca = path("ca.pem");
         config.tls.generate_if_missing = true;
         config.auth.keys_file = path("keys.txt");
-        config.auth.failure_delay = Span(std::time::Duration::from_millis(10));
+        config.auth.failure_delay = HumanDuration(std::time::Duration::from_millis(10));
         config.upstream.url = format!("outbox:{}", path("outbox").display());
         tune(&mut config);
 

@@ -4,7 +4,7 @@
 use super::*;
 
 fn reply(status: u16, body: &str, retry_after: Option<u64>) -> String {
-    outcome(
+    error_reply(
         status,
         &ApiError::parse(body.as_bytes()),
         retry_after,
@@ -121,9 +121,9 @@ fn every_row_of_the_table() {
         assert_eq!(reply(status, &body, None), expected, "HTTP {status} {body}");
     }
     for status in [404, 405, 415, 418, 302] {
-        assert!(outcome(status, &ApiError::default(), None, "x").relay_fault);
+        assert!(error_reply(status, &ApiError::default(), None, "x").relay_fault);
     }
-    assert!(!outcome(500, &ApiError::default(), None, "x").relay_fault);
+    assert!(!error_reply(500, &ApiError::default(), None, "x").relay_fault);
 }
 
 #[test]

@@ -12,7 +12,7 @@ fn receiver(max: usize, policy: BareLfPolicy) -> DataReceiver {
 }
 
 /// Feeds `input` in the given chunk sizes; returns (consumed, outcome) at the end of data.
-fn feed(input: &[u8], chunks: &[usize], max: usize, policy: BareLfPolicy) -> (usize, Outcome) {
+fn feed(input: &[u8], chunks: &[usize], max: usize, policy: BareLfPolicy) -> (usize, DataEnd) {
     let mut rx = receiver(max, policy);
     let mut pos = 0;
     let mut sizes = chunks.iter().copied().cycle();
@@ -33,7 +33,7 @@ fn feed(input: &[u8], chunks: &[usize], max: usize, policy: BareLfPolicy) -> (us
 
 fn message(input: &[u8]) -> (usize, Vec<u8>) {
     match feed(input, &[input.len()], BIG, BareLfPolicy::Normalize) {
-        (n, Outcome::Message(body)) => (n, body),
+        (n, DataEnd::Message(body)) => (n, body),
         (_, other) => panic!("expected a message, got {other:?}"),
     }
 }
@@ -79,7 +79,7 @@ fn smuggling_sequences_never_end_the_data() {
         for policy in [BareLfPolicy::Normalize, BareLfPolicy::Reject] {
             let (n, outcome) = feed(&input, &[input.len()], BIG, policy);
             assert_eq!(n, input.len(), "{:?}", String::from_utf8_lossy(prefix));
-            if let Outcome::Message(body) = &outcome {
+            if let DataEnd::Message(body) = &outcome {
                 assert!(
                     !has_bare_line_ending(body),
                     "{:?}",
@@ -102,14 +102,14 @@ fn bare_line_endings_are_normalised_or_rejected() {
     );
     assert!(matches!(
         feed(input, &[7], BIG, BareLfPolicy::Reject).1,
-        Outcome::BareLf
+        DataEnd::BareLf
     ));
     // SMUG-07 and SMUG-08.
     assert_eq!(message(b"line1\nline2\r\n.\r\n").1, b"line1\r\nline2\r\n");
     assert_eq!(message(b"Hey\r <3\r\n.\r\n").1, b"Hey\r\n <3\r\n");
     assert!(matches!(
         feed(b"Hey\r <3\r\n.\r\n", &[100], BIG, BareLfPolicy::Reject).1,
-        Outcome::BareCr
+        DataEnd::BareCr
     ));
 }
 
@@ -144,18 +144,18 @@ fn size_is_counted_after_unstuffing_and_checked_only_at_the_end() {
     let limit = 1000;
     let exact = [vec![b'a'; limit - 2], b"\r\n.\r\n".to_vec()].concat();
     assert!(
-        matches!(feed(&exact, &[64], limit, BareLfPolicy::Normalize).1, Outcome::Message(b) if b.len() == limit)
+        matches!(feed(&exact, &[64], limit, BareLfPolicy::Normalize).1, DataEnd::Message(b) if b.len() == limit)
     );
     let over = [vec![b'a'; limit - 1], b"\r\n.\r\nNOOP\r\n".to_vec()].concat();
     let (n, outcome) = feed(&over, &[64], limit, BareLfPolicy::Normalize);
-    assert!(matches!(outcome, Outcome::TooBig));
+    assert!(matches!(outcome, DataEnd::TooBig));
     assert_eq!(&over[n..], b"NOOP\r\n");
     // DATA-03: stuffing dots do not count.
     let stuffed = [b"..\r\n".repeat(limit / 3), b".\r\n".to_vec()].concat();
     assert!(stuffed.len() > limit);
     assert!(matches!(
         feed(&stuffed, &[100], limit, BareLfPolicy::Normalize).1,
-        Outcome::Message(_)
+        DataEnd::Message(_)
     ));
 }
 
@@ -168,7 +168,7 @@ fn discarding_uses_the_same_end_of_data_rules() {
     ]
     .concat();
     let (n, outcome) = feed(&input, &[333], 1000, BareLfPolicy::Normalize);
-    assert!(matches!(outcome, Outcome::TooBig));
+    assert!(matches!(outcome, DataEnd::TooBig));
     assert_eq!(&input[n..], b"NOOP\r\n");
 }
 
@@ -190,7 +190,7 @@ fn a_spent_budget_pauses_the_receiver_until_memory_is_released() {
     let (n, done) = rx.receive(&input);
     assert_eq!(n, input.len());
     let (outcome, reservation) = done.unwrap();
-    assert!(matches!(outcome, Outcome::Message(ref m) if m.len() == MIB + 2));
+    assert!(matches!(outcome, DataEnd::Message(ref m) if m.len() == MIB + 2));
     assert!(reservation.bytes() >= MIB);
     drop(reservation);
     assert_eq!(budget.used(), 0);
@@ -210,7 +210,7 @@ fn giving_up_on_memory_drains_to_the_end_and_refuses() {
     let (n, done) = rx.receive(&input);
     assert_eq!(&input[n..], b"NOOP\r\n");
     let (outcome, reservation) = done.unwrap();
-    assert!(matches!(outcome, Outcome::OutOfMemory));
+    assert!(matches!(outcome, DataEnd::OutOfMemory));
     assert_eq!(reservation.bytes(), 0);
     assert_eq!(budget.used(), 3 * MIB);
 }
@@ -245,7 +245,7 @@ fn random_messages_survive_stuffing_and_random_chunking() {
         wire.extend_from_slice(b".\r\n");
         let chunks: Vec<usize> = (0..5).map(|_| 1 + (next() % 9) as usize).collect();
         match feed(&wire, &chunks, BIG, BareLfPolicy::Normalize) {
-            (n, Outcome::Message(body)) => {
+            (n, DataEnd::Message(body)) => {
                 assert_eq!(n, wire.len());
                 assert_eq!(body, original);
             }
@@ -291,7 +291,7 @@ fn a_message_of_its_declared_size_is_never_refused_while_others_queue() {
         }
         assert!(!rx.needs_memory());
     };
-    assert!(matches!(outcome, Outcome::Message(ref m) if m.len() == declared));
+    assert!(matches!(outcome, DataEnd::Message(ref m) if m.len() == declared));
     assert_eq!(&input[pos..], b"NOOP\r\n");
     drop(queued);
 }
@@ -309,7 +309,7 @@ fn a_message_far_over_its_declared_size_is_refused_when_memory_is_not_free() {
     let input = [vec![b'z'; 3 * MIB], b"\r\n.\r\n".to_vec()].concat();
     let (_, done) = rx.receive(&input);
     let (outcome, reservation) = done.unwrap();
-    assert!(matches!(outcome, Outcome::OutOfMemory));
+    assert!(matches!(outcome, DataEnd::OutOfMemory));
     assert_eq!(reservation.bytes(), 0);
 }
 

@@ -24,14 +24,14 @@ mod step;
 
 use std::sync::Arc;
 
-use super::data::{BareLfPolicy, DataReceiver, Outcome};
+use super::data::{BareLfPolicy, DataEnd, DataReceiver};
 use super::envelope::Envelope;
 use super::line::{Line, LineReader};
 use super::reply::{self, Reply};
 use crate::memory::budget::{MemoryBudget, Reservation};
 use crate::secret::ApiKey;
 
-pub use step::{AuthOutcome, AuthRequest, Delivery, Refused, Step, Wait};
+pub use step::{AuthOutcome, AuthRequest, Delivery, RefusalReason, RefusedMessage, Step, Wait};
 
 /// Replies are handed to the driver once this many bytes are queued, so a client that
 /// pipelines thousands of commands without reading cannot grow the output (PIPE-09).
@@ -115,7 +115,7 @@ pub struct Session {
     /// Nothing has been read yet on this (plaintext) layer.
     fresh: bool,
     /// The last message refused by the session itself, until the driver takes it.
-    refused: Option<Refused>,
+    refused: Option<RefusedMessage>,
 }
 
 impl Session {
@@ -359,15 +359,15 @@ impl Session {
 
     fn end_of_data(
         &mut self,
-        outcome: Outcome,
+        outcome: DataEnd,
         reservation: Reservation,
         size: usize,
     ) -> Option<Step> {
         self.state = State::Command;
         self.transactions += 1;
         let tx = self.tx.take()?;
-        let refusal = match outcome {
-            Outcome::Message(message) => {
+        let (refusal, reason) = match outcome {
+            DataEnd::Message(message) => {
                 let Some(key) = self.key.clone() else {
                     self.reply(reply::INTERNAL_ERROR);
                     return None;
@@ -385,21 +385,22 @@ impl Session {
                     helo: self.helo.clone().unwrap_or_default(),
                 })));
             }
-            Outcome::TooBig => reply::MESSAGE_TOO_BIG,
-            Outcome::OutOfMemory => reply::INSUFFICIENT_STORAGE,
-            Outcome::BareLf => reply::BARE_LF,
-            Outcome::BareCr => reply::BARE_CR,
+            DataEnd::TooBig => (reply::MESSAGE_TOO_BIG, RefusalReason::Size),
+            DataEnd::OutOfMemory => (reply::INSUFFICIENT_STORAGE, RefusalReason::Memory),
+            DataEnd::BareLf => (reply::BARE_LF, RefusalReason::BareLineEnding),
+            DataEnd::BareCr => (reply::BARE_CR, RefusalReason::BareLineEnding),
         };
         self.reply(refusal.clone());
-        self.refused = Some(Refused {
+        self.refused = Some(RefusedMessage {
             size,
             reply: refusal,
+            reason,
         });
         None
     }
 
     /// The last message the session refused by itself, once.
-    pub fn take_refused(&mut self) -> Option<Refused> {
+    pub fn take_refused(&mut self) -> Option<RefusedMessage> {
         self.refused.take()
     }
 

@@ -67,11 +67,48 @@ pub struct Delivery {
 /// A message the session refused by itself at the end of DATA (size, memory, bare line
 /// endings), for the driver's metrics and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
+pub struct RefusedMessage {
     /// Bytes received (un-stuffed).
     pub size: usize,
     /// What the client was told.
     pub reply: Reply,
+    /// Why, for the metrics.
+    pub reason: RefusalReason,
+}
+
+/// Why a message was refused, named where the refusal is decided (never read back from a
+/// reply code): the `reason` label of `messages_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// Over `limits.message_size` or the header section cap.
+    Size,
+    /// A bare CR or LF under the `reject` policy.
+    BareLineEnding,
+    /// The memory budget could not hold it.
+    Memory,
+    /// The message itself: MIME structure, headers, control fields.
+    Content,
+    /// A bug or an unexpected local failure (a panic, the outbox's disk).
+    Internal,
+    /// The upstream refused it, failed or did not answer in time.
+    Upstream,
+    /// The relay was stopping.
+    Shutdown,
+}
+
+impl RefusalReason {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefusalReason::Size => "size",
+            RefusalReason::BareLineEnding => "bare_line_ending",
+            RefusalReason::Memory => "memory",
+            RefusalReason::Content => "content",
+            RefusalReason::Internal => "internal",
+            RefusalReason::Upstream => "upstream",
+            RefusalReason::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// What kind of wait the driver should time.

@@ -1,0 +1,108 @@
+//! The delivery step: a received message handed to the upstream under `timeouts.upstream`
+//! and a forced stop, its outcome counted and logged on one line. `250` only comes back
+//! with the upstream's acceptance; a forced stop answers nothing here, so the session says
+//! `421 4.3.2` and the message is never answered `250`.
+
+use std::time::SystemTime;
+
+use tokio::time::{Instant, timeout};
+
+use super::Relay;
+use crate::message::Source;
+use crate::pipeline::Submission;
+use crate::smtp::reply::{self, Reply};
+use crate::smtp::{Delivery, RefusalReason};
+
+/// Hands `d` to the upstream; `None` when the relay was forced to stop first. `source` is the
+/// session's; its `helo` is filled from the delivery.
+pub(super) async fn deliver(
+    relay: &Relay,
+    d: Delivery,
+    mut source: Source,
+) -> Option<Result<String, Reply>> {
+    let started = Instant::now();
+    let (size, recipients) = (d.message.len(), d.envelope.rcpt_to.len());
+    source.helo = d.helo;
+    let submission = Submission {
+        request_id: format!("{}.{}", source.session_id, d.transaction),
+        envelope: d.envelope,
+        message: d.message,
+        reservation: d.reservation,
+        key: d.key,
+        source,
+        received_at: SystemTime::now(),
+    };
+    let metrics = &relay.metrics;
+    let upstream = timeout(
+        relay.config.timeouts.upstream.0,
+        relay.upstream.deliver(submission),
+    );
+    let outcome = tokio::select! {
+        outcome = upstream => outcome,
+        _ = relay.shutdown.forced() => {
+            tracing::warn!(size, recipients, "shutting down during the upstream call: 421, not 250");
+            count_refused(relay, size, &reply::SHUTTING_DOWN, RefusalReason::Shutdown);
+            return None;
+        }
+    };
+    let elapsed = started.elapsed();
+    let result = match outcome {
+        Ok(Ok(accepted)) => {
+            metrics
+                .upstream_requests
+                .with_label_values(&[accepted.outcome])
+                .inc();
+            metrics.upstream_latency.observe(elapsed.as_secs_f64());
+            Ok(accepted.id)
+        }
+        Ok(Err(e)) => {
+            if let Some(outcome) = e.outcome {
+                metrics
+                    .upstream_requests
+                    .with_label_values(&[outcome])
+                    .inc();
+                metrics.upstream_latency.observe(elapsed.as_secs_f64());
+            }
+            tracing::warn!(detail = %e.detail, "message not accepted");
+            Err((e.reply, e.reason))
+        }
+        Err(_) => {
+            metrics
+                .upstream_requests
+                .with_label_values(&["timeout"])
+                .inc();
+            Err((reply::UPSTREAM_TIMEOUT, RefusalReason::Upstream))
+        }
+    };
+    let duration_ms = elapsed.as_millis() as u64;
+    Some(match result {
+        Ok(id) => {
+            metrics.accepted.inc();
+            metrics.received_bytes.inc_by(size as u64);
+            metrics.message_size.observe(size as f64);
+            tracing::info!(%id, size, recipients, code = 250, duration_ms, "message accepted");
+            Ok(id)
+        }
+        Err((r, reason)) => {
+            count_refused(relay, size, &r, reason);
+            tracing::info!(
+                size,
+                recipients,
+                code = r.code(),
+                status = r.status().unwrap_or(""),
+                duration_ms,
+                "message refused"
+            );
+            Err(r)
+        }
+    })
+}
+
+/// Counts a refused message: its bytes, and `messages_refused_total{class, reason}`.
+pub(super) fn count_refused(relay: &Relay, size: usize, reply: &Reply, reason: RefusalReason) {
+    let m = &relay.metrics;
+    m.received_bytes.inc_by(size as u64);
+    m.message_size.observe(size as f64);
+    let class = if reply.is_transient() { "4xx" } else { "5xx" };
+    m.refused.with_label_values(&[class, reason.label()]).inc();
+}
