@@ -40,7 +40,7 @@ pub struct Metrics {
     /// (`granted` after a wait, `timeout`: `452 4.3.1`).
     pub memory_waits: IntCounterVec,
     /// Messages handed to the upstream without an Idempotency-Key: neither a top-level
-    /// `Message-ID` nor a `Date` (rest-api.md), so a resend is a new message.
+    /// `Message-ID` nor a `Date` (docs/upstream.md), so a resend is a new message.
     pub without_identity: IntCounter,
 }
 

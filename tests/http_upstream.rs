@@ -459,7 +459,7 @@ async fn the_idempotency_key_follows_the_bytes() {
     let _ = plain;
 }
 
-/// Repeated alerts are never deduplicated away (rest-api.md, Idempotency-Key): against a
+/// Repeated alerts are never deduplicated away (docs/upstream.md, Idempotency-Key): against a
 /// stand-in that deduplicates on the Idempotency-Key as the real API does (a replay gets the
 /// first response and delivers nothing), three identical messages without a Message-ID or
 /// Date are three deliveries, while a message with a Message-ID sent twice (a retry after a

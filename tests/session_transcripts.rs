@@ -1,6 +1,6 @@
 //! The sans-IO session fed transcripts: each transcript whole, one byte per read, and split
 //! at every byte boundary of each turn, with identical replies and identical delivered bytes.
-//! Case names refer to `shared/research/adversarial.md`.
+//! Case names (SMUG-13, AUTH-09, ...) are the hostile-input cases of docs/smtp.md "Hostile input".
 
 mod common;
 
@@ -201,7 +201,7 @@ fn nothing_after_quit_is_processed() {
 
 #[test]
 fn smuggled_second_transaction_is_one_message_per_dot() {
-    // SMUG-13, lenient as the spec says: two transactions, two replies, in order.
+    // SMUG-13, lenient as docs/smtp.md "Pipelining" describes: two transactions, two replies, in order.
     let run = check(
         &cfg(),
         None,
@@ -607,7 +607,7 @@ fn key_store_down_is_temporary() {
 
 #[test]
 fn mail_from_forms() {
-    // ENV-01 (null sender accepted per spec), ENV-02, ENV-03, ENV-04, ENV-05, ENV-06, ENV-07,
+    // ENV-01 (null sender accepted, docs/smtp.md "MAIL FROM"), ENV-02, ENV-03, ENV-04, ENV-05, ENV-06, ENV-07,
     // ENV-08, ENV-09, ENV-18, ENV-29, AUTH-28.
     let mut cfg = cfg();
     cfg.max_errors = 100;

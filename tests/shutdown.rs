@@ -1,6 +1,6 @@
-//! Graceful shutdown (adversarial §12): idle sessions get 421 4.3.2 at once, transfers in
-//! flight finish within the grace period, new connections are refused, and nothing left at
-//! the end is ever answered 250.
+//! Graceful shutdown (hostile-input family SHUT, docs/smtp.md): idle sessions get 421 4.3.2
+//! at once, transfers in flight finish within the grace period, new connections are refused,
+//! and nothing left at the end is ever answered 250.
 
 mod common;
 

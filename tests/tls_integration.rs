@@ -1,5 +1,5 @@
 //! Over real TCP and TLS: both listener kinds, a rustls client trusting the test CA, the
-//! outbox checked after each exchange. Case names refer to shared/research/adversarial.md.
+//! outbox checked after each exchange. Case names: docs/smtp.md "Hostile input".
 
 mod common;
 
@@ -83,7 +83,7 @@ async fn implicit_tls_submission() {
 
 #[tokio::test]
 async fn tls_1_2_clients_are_served() {
-    // Laravel 8 / SwiftMailer negotiate TLS 1.2 only (research/clients.md).
+    // Laravel 8 / SwiftMailer negotiate TLS 1.2 only (docs/smtp.md "TLS").
     let relay = TestRelay::start(|_| {}).await;
     let (mut c, _) = Client::plain(relay.starttls).await;
     c.cmd("EHLO client.example").await;

@@ -1,5 +1,5 @@
 //! Checking keys against the REST API: `GET {base}/v1/api-keys/current` with the key as
-//! bearer (spec rest-api.md "Key verification"). 200 → valid; 401/403 → invalid; anything
+//! bearer (docs/upstream.md "Key verification"). 200 → valid; 401/403 → invalid; anything
 //! else, a timeout or no connection → unavailable (`454 4.7.0`).
 //!
 //! Answers are cached in memory, keyed by the key's SHA-256 (never the key): valid ones for

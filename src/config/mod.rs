@@ -100,7 +100,7 @@ pub struct Listener {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// The two kinds of listener (spec smtp.md "Listeners").
+/// The two kinds of listener (docs/smtp.md "Listeners").
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ListenerKind {
@@ -191,7 +191,7 @@ pub enum Verify {
     Upstream,
 }
 
-/// `[limits]` (spec smtp.md "Limits"; none of them may be 0).
+/// `[limits]` (docs/limits-and-timeouts.md; none of them may be 0).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -264,7 +264,7 @@ impl Default for Limits {
     }
 }
 
-/// `[timeouts]` (spec smtp.md "Timeouts").
+/// `[timeouts]` (docs/limits-and-timeouts.md "Timeouts").
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {

@@ -1,4 +1,4 @@
-//! `from`, `to`, `cc`, `reply_to` and `bcc` (mapping.md), from the top-level header fields
+//! `from`, `to`, `cc`, `reply_to` and `bcc` (docs/mapping.md), from the top-level header fields
 //! as parsed by mail-parser (display names RFC 2047-decoded) and the envelope.
 //!
 //! Rules: `From:` must be one mailbox — absent means the envelope sender, and the null sender

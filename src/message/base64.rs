@@ -1,5 +1,5 @@
 //! Attachment content, written in chunks: standard base64, without line breaks, of a part's
-//! decoded bytes (mapping.md: every byte, a final group without padding included).
+//! decoded bytes (docs/mapping.md: every byte, a final group without padding included).
 //!
 //! A part that is already base64 is transcoded a chunk at a time: a chunk of whole lines
 //! holding only complete quanta is decoded with encodify's vector decoder and encoded again

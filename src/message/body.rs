@@ -1,4 +1,4 @@
-//! The REST request body (rest-api.md, "Send"), written in chunks from the parsed message and
+//! The REST request body (docs/upstream.md, "Send"), written in chunks from the parsed message and
 //! never held whole.
 //!
 //! The small fields (addresses, subject, headers, attachment names, tracking, envelope,

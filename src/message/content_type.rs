@@ -1,4 +1,4 @@
-//! An attachment's `content_type` (mapping.md): lowercase `type/subtype`, then the parameters
+//! An attachment's `content_type` (docs/mapping.md): lowercase `type/subtype`, then the parameters
 //! that change what the bytes mean — `charset` on `text/*`, `method` and `component` on
 //! `text/calendar`, in that order — each `; name=value`, the value as declared and quoted only
 //! when it must be (RFC 2045 §5.1 `tspecials` or a blank). A calendar invite stays an invite,
@@ -31,7 +31,7 @@ pub(super) fn mime_type(content_type: Option<&ContentType<'_>>, in_digest: bool)
     }
 }
 
-/// `mime` followed by the parameters of `content_type` that mapping.md keeps.
+/// `mime` followed by the parameters of `content_type` that docs/mapping.md keeps.
 pub(super) fn with_parameters(mime: String, content_type: Option<&ContentType<'_>>) -> String {
     let Some(ct) = content_type else {
         return mime;

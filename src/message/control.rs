@@ -2,13 +2,14 @@
 //! `X-SP-Idempotency-Key` (→ `idempotency_key`). They are consumed here and never forwarded
 //! ([`super::headers::CONTROL_FIELDS`]).
 //!
-//! Names match in any case (Nodemailer sends `X-Sp-Track-Opens`, clients.md pitfall 1). Values
-//! are read as written and unfolded, without RFC 2047 decoding: they are protocol tokens, not
-//! text. A field given twice with the same value is accepted; with two different values it is
-//! refused like an invalid value, because there is no right one to pick.
+//! Names match in any case (Nodemailer sends `X-Sp-Track-Opens`, docs/mapping.md "What
+//! clients send"). Values are read as written and unfolded, without RFC 2047 decoding: they
+//! are protocol tokens, not text. A field given twice with the same value is accepted; with
+//! two different values it is refused like an invalid value, because there is no right one
+//! to pick.
 //!
 //! Also the message's own identity ([`has_identity`]): whether a resend of the same bytes is a
-//! retry (spec rest-api.md, Idempotency-Key).
+//! retry (docs/upstream.md, Idempotency-Key).
 
 use std::borrow::Cow;
 

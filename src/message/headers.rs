@@ -1,4 +1,4 @@
-//! `subject` and the forwarded `headers` (mapping.md), and the cleaning of header text.
+//! `subject` and the forwarded `headers` (docs/mapping.md), and the cleaning of header text.
 //!
 //! Forwarded: every `X-*` field except the SendPigeon control fields, every `List-*` field,
 //! and `Message-ID`, `In-Reply-To`, `References`, in message order with repeats kept, named as

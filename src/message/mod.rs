@@ -1,4 +1,4 @@
-//! From a received MIME message and its envelope to the REST send request (spec: mapping.md).
+//! From a received MIME message and its envelope to the REST send request (docs/mapping.md).
 //!
 //! Pure functions: no I/O, no clock, no async. The caller runs [`map_message`] inside a panic
 //! boundary, off the async workers when the message is large.
@@ -180,7 +180,7 @@ pub struct Mapped {
     /// The message's `X-SP-Idempotency-Key`, when it has one.
     pub idempotency_key: Option<String>,
     /// The message carries its own identity (a top-level `Message-ID` or `Date`), so a resend
-    /// of the same bytes is a retry (rest-api.md, Idempotency-Key).
+    /// of the same bytes is a retry (docs/upstream.md, Idempotency-Key).
     pub has_identity: bool,
 }
 

@@ -5,7 +5,7 @@
 //! leaves and the parts of a nested 7bit message) and `max_depth` (containers, the root
 //! message included, so `limits.depth` nested multiparts need `depth + 1`). A part the parser
 //! flags `LIMIT_REACHED` means the parse stopped or a container was left unopened there; such
-//! a message is refused, never forwarded with a part cut short (mapping.md). Limits come from
+//! a message is refused, never forwarded with a part cut short (docs/mapping.md). Limits come from
 //! this real structure only, never from text in a body. Transfer-encoded nested messages are
 //! not decoded and parsed (`max_encoded_nesting(0)`): they are forwarded as attachments of
 //! their decoded bytes, so parsing them would only cost memory.

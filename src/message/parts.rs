@@ -1,4 +1,4 @@
-//! `text`, `html` and `attachments` (mapping.md), decided from the parsed part tree: which
+//! `text`, `html` and `attachments` (docs/mapping.md), decided from the parsed part tree: which
 //! part is which, and where each one's bytes come from. Nothing is decoded here that the
 //! request body can read later; [`super::body`] writes the content.
 //!

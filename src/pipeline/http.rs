@@ -1,4 +1,4 @@
-//! The REST upstream: `POST {base}/v1/emails` (spec rest-api.md "Send").
+//! The REST upstream: `POST {base}/v1/emails` (docs/upstream.md "Send").
 //!
 //! A large message is mapped off the async workers (parsing 25 MB and hashing it for the
 //! Idempotency-Key take milliseconds), a small one on the worker (see `render.rs`); the
@@ -7,7 +7,7 @@
 //! and the message is held once. The reply is `250` only after a 2xx; every other outcome,
 //! including transport failures and a body cut off after a 2xx, is a 4xx or 5xx from
 //! [`super::rest::error_reply`], and a retry is safe because it carries the same
-//! Idempotency-Key (a message without identity carries none, rest-api.md).
+//! Idempotency-Key (a message without identity carries none, docs/upstream.md).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the session (client address, TLS version, HELO, session id, time): a client that resends
 //! the same bytes after a lost or late 250, on a new connection or to another replica, sends
 //! the same key, and the REST API answers the replay with the first response instead of
-//! sending twice (spec rest-api.md "Idempotency-Key").
+//! sending twice (docs/upstream.md "Idempotency-Key").
 
 use ring::digest::{Context, SHA256};
 

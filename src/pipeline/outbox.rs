@@ -1,5 +1,5 @@
 //! The outbox upstream: each accepted message becomes `<id>.json` in a directory, written
-//! durably before the `250` (spec rest-api.md "The outbox").
+//! durably before the `250` (docs/upstream.md "The outbox").
 //!
 //! The file holds the exact REST request body plus a `relay` object. It is written to a
 //! hidden temporary name, fsynced, renamed, and the directory fsynced, so a crash at any

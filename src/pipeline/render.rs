@@ -1,6 +1,6 @@
 //! From a submission to a request ready to send, shared by every upstream: memory reserved
 //! for the parse, the message mapped, the reservation set to what the mapped message really
-//! holds, and the Idempotency-Key decided (rest-api.md).
+//! holds, and the Idempotency-Key decided (docs/upstream.md).
 //!
 //! The Idempotency-Key is the message's `X-SP-Idempotency-Key`; else, when the message carries
 //! its own identity (a top-level `Message-ID` or `Date`), one derived from the key, envelope

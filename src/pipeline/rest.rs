@@ -1,4 +1,4 @@
-//! REST outcome → SMTP reply: the error table of spec rest-api.md, in one pure function.
+//! REST outcome → SMTP reply: the error table of docs/upstream.md, in one pure function.
 //!
 //! Rule: the sender must fix it → 5xx; retrying may succeed → 4xx. When the error body says
 //! `retryable`, that decides the class and the enhanced code keeps its detail (a 429 with

@@ -1,4 +1,4 @@
-//! Per-client-address limits (spec operations.md "Abuse limits"): connections open at once
+//! Per-client-address limits (docs/limits-and-timeouts.md): connections open at once
 //! from one address, and AUTH failures from one address across connections, which put the
 //! address in a cool-down where every new connection gets `421 4.7.0`.
 //!

@@ -1,7 +1,7 @@
 //! One connection: the driver loop that feeds the sans-IO session, performs its steps
 //! (TLS handshake, key check, delivery) and enforces every deadline.
 //!
-//! Deadlines (spec smtp.md "Timeouts"): a whole command line must arrive within the command
+//! Deadlines (docs/limits-and-timeouts.md "Timeouts"): a whole command line must arrive within the command
 //! timeout, which is not reset by each byte (slowloris, TMO-02); during DATA each read has its
 //! own timeout and the average rate must stay above a minimum after a grace period (TMO-03);
 //! writes have a deadline (TMO-05); the session as a whole has one. A failed TLS handshake

@@ -1,5 +1,5 @@
 //! The PROXY protocol header (v1 and v2, HAProxy's specification), read before the greeting
-//! and before any TLS when a listener has `proxy_protocol = true` (spec operations.md).
+//! and before any TLS when a listener has `proxy_protocol = true` (docs/smtp.md "Listeners").
 //!
 //! Only peers in the listener's `trusted_proxies` may send one; anyone else is closed at once
 //! (PROXY-01). A header must arrive within `timeouts.proxy_header`, else close (PROXY-02: never
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::{ListenerInfo, Relay};
 
-/// A v1 header is at most 107 bytes (spec §2.1).
+/// A v1 header is at most 107 bytes (HAProxy's PROXY protocol specification, §2.1).
 const V1_MAX: usize = 107;
 /// v2 headers with TLVs beyond this are refused: nothing we use needs more.
 const V2_MAX: usize = 4096;

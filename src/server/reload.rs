@@ -1,4 +1,4 @@
-//! Certificate reload without restart (spec operations.md "TLS"): on SIGHUP and whenever the
+//! Certificate reload without restart (docs/smtp.md "TLS"): on SIGHUP and whenever the
 //! certificate or key file changes, checked every `tls.reload_interval`. New handshakes use
 //! the new pair; open sessions keep theirs. A pair that does not load (broken PEM, key not
 //! matching) is refused with an error log, and the old one stays.

@@ -1,4 +1,4 @@
-//! Graceful shutdown (spec operations.md "Graceful shutdown").
+//! Graceful shutdown (docs/smtp.md "Shutdown"; README.md "Shutdown, reload, probes").
 //!
 //! Two phases. **Drain** (first SIGTERM/SIGINT): readiness turns 503, new connections get
 //! `421 4.3.2`, idle sessions get `421 4.3.2` at once, sessions in a transaction (DATA, an

@@ -2,7 +2,7 @@
 //! through a resolver so a new pair can replace it without touching open sessions, and the
 //! development CA + certificate generator (rcgen) used only when the configuration asks.
 //!
-//! Cheap handshakes (see shared/research/performance.md): AES-128-GCM/SHA-256 is preferred
+//! Cheap handshakes (measured; see docs/smtp.md "TLS"): AES-128-GCM/SHA-256 is preferred
 //! (this CPU has no SHA-512 instructions), session tickets and the session cache allow
 //! resumption, and the generated development certificate is ECDSA P-256.
 

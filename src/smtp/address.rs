@@ -1,6 +1,6 @@
 //! Reverse- and forward-path syntax (RFC 5321 §4.1.2, with RFC 6531 UTF-8 extensions).
 //!
-//! Decisions where servers differ (written down in README "SMTP decisions"):
+//! Decisions where servers differ (written down in docs/smtp.md "MAIL FROM"):
 //! - `<addr>` is the normal form; `FROM: <addr>` (space after the colon) and a bracketless
 //!   `FROM:addr` are accepted, as Postfix does by default.
 //! - Source routes `<@a,@b:user@c>` are accepted and dropped (RFC 5321 Appendix C).

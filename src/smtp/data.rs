@@ -1,7 +1,7 @@
 //! The DATA receiver: end-of-data detection, dot un-stuffing, line-ending policy and the
 //! size and memory caps, across any split of the input into reads.
 //!
-//! Rules (spec smtp.md "DATA"; RFC 5321 §4.1.1.4, §4.5.2; Postfix `smtpd_forbid_bare_newline`):
+//! Rules (docs/smtp.md "DATA"; RFC 5321 §4.1.1.4, §4.5.2; Postfix `smtpd_forbid_bare_newline`):
 //! - Only `<CRLF>.<CRLF>` ends the data: a `.` line counts only when the line before it ended
 //!   with CRLF (or it is the first line) and it ends with CRLF itself. `<LF>.<LF>`,
 //!   `<LF>.<CRLF>`, `<CRLF>.<LF>`, `<CR>.<CR>` and friends never do (SMTP smuggling,

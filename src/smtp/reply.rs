@@ -202,7 +202,7 @@ pub const AUTH_LINE_TOO_LONG: Reply =
 /// The per-session failure limit was reached; the connection closes.
 pub const AUTH_TOO_MANY_FAILURES: Reply =
     Reply::fixed(421, "4.7.0", "Too many authentication failures");
-/// MAIL, RCPT, DATA before a successful AUTH (RFC 4954 §6).
+/// MAIL before a successful AUTH (RFC 4954 §6); RCPT and DATA then have no transaction.
 pub const AUTH_REQUIRED: Reply = Reply::fixed(530, "5.7.0", "Authentication required");
 
 /// Wrong username or key: one text whichever part was wrong (adversarial AUTH-09), with the
@@ -217,7 +217,7 @@ pub fn auth_invalid(username: &str) -> Reply {
     )
 }
 
-/// MAIL, RCPT, DATA or AUTH before EHLO/HELO (also after STARTTLS, RFC 3207 §4.2).
+/// MAIL or AUTH before EHLO/HELO (also after STARTTLS, RFC 3207 §4.2).
 pub const HELO_FIRST: Reply = Reply::fixed(503, "5.5.1", "Send EHLO or HELO first");
 /// `EHLO` without a usable argument.
 pub const EHLO_SYNTAX: Reply = Reply::fixed(501, "5.5.4", "Syntax: EHLO hostname");
@@ -380,7 +380,7 @@ pub const TLS_ON_PLAINTEXT: Reply = Reply::fixed(
 /// The outbox could not store the message (disk full, permissions): retry later.
 pub const STORAGE_FAILURE: Reply =
     Reply::fixed(451, "4.3.0", "Could not store the message, try again later");
-/// The upstream did not answer within `timeouts.upstream` (rest-api.md: 504/timeout).
+/// The upstream did not answer within `timeouts.upstream` (docs/upstream.md: 504/timeout).
 pub const UPSTREAM_TIMEOUT: Reply = Reply::fixed(
     451,
     "4.4.1",

@@ -1,4 +1,4 @@
-//! One case per row of the rest-api.md error table, plus the retryable override and hostile
+//! One case per row of the error table in docs/upstream.md, plus the retryable override and hostile
 //! bodies.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! EHLO and HELO: the capability list before and after TLS (spec smtp.md "States and replies").
+//! EHLO and HELO: the capability list before and after TLS (docs/smtp.md "Greeting and EHLO").
 
 use super::{Session, Step};
 use crate::smtp::reply;
