@@ -47,8 +47,10 @@ fn message(size: usize) -> Vec<u8> {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
                 seed ^= seed << 5;
-                line.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-                    [(seed % 64) as usize] as char);
+                line.push(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                        [(seed % 64) as usize] as char,
+                );
             }
             out.push_str(&line);
             out.push_str("\r\n");
