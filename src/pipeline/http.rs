@@ -10,12 +10,15 @@
 //! Idempotency-Key (a message without identity carries none, docs/upstream.md).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use serde::Deserialize;
 
+use super::client::{SendClient, user_agent};
 use super::render::{Prepared, Renderer};
 use super::rest::{self, ApiError};
 use super::{Accepted, DeliveryError, Submission, Upstream, safe_id, status_class};
@@ -25,6 +28,7 @@ use crate::smtp::reply::{self, Reply};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Largest success body read (it only needs `id`).
 const MAX_SUCCESS_BODY: usize = 64 * 1024;
@@ -32,30 +36,28 @@ const MAX_SUCCESS_BODY: usize = 64 * 1024;
 /// Sends messages to the REST API.
 #[derive(Debug, Clone)]
 pub struct HttpUpstream {
-    client: reqwest::Client,
+    client: SendClient,
     base: Arc<str>,
     /// `{base}/v1/emails`, parsed once.
-    send_url: reqwest::Url,
+    send_uri: Uri,
+    user_agent: HeaderValue,
     renderer: Renderer,
-    timeout: Duration,
 }
 
 impl HttpUpstream {
-    /// `base` without a trailing slash, e.g. `https://api.sendpigeon.dev`.
-    pub fn new(
-        client: reqwest::Client,
-        base: &str,
-        renderer: Renderer,
-        timeout: Duration,
-    ) -> Result<Self, String> {
-        let send_url = reqwest::Url::parse(&format!("{base}/v1/emails"))
+    /// `base` without a trailing slash, e.g. `https://api.sendpigeon.dev`. The request's
+    /// deadline is the caller's (`timeouts.upstream` in `server::deliver`).
+    pub fn new(client: SendClient, base: &str, renderer: Renderer) -> Result<Self, String> {
+        let send_uri = format!("{base}/v1/emails")
+            .parse::<Uri>()
             .map_err(|e| format!("{base} is not a usable base URL: {e}"))?;
+        let user_agent = HeaderValue::try_from(user_agent()).map_err(|e| e.to_string())?;
         Ok(HttpUpstream {
             client,
             base: base.into(),
-            send_url,
+            send_uri,
+            user_agent,
             renderer,
-            timeout,
         })
     }
 
@@ -78,20 +80,24 @@ impl HttpUpstream {
             )
         })?;
         bearer.set_sensitive(true);
-        let mut request = self
-            .client
-            .post(self.send_url.clone())
+        let mut request = Request::post(self.send_uri.clone())
             .header(AUTHORIZATION, bearer)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .timeout(self.timeout);
+            .header(CONTENT_TYPE, JSON)
+            .header(USER_AGENT, self.user_agent.clone());
         if let Ok(id) = owned(request_id.clone()) {
             request = request.header(X_REQUEST_ID, id);
         }
         if let Some(Ok(idempotency_key)) = idempotency_key.map(owned) {
             request = request.header(IDEMPOTENCY_KEY, idempotency_key);
         }
-        let response = request.body(reqwest::Body::wrap(body)).send().await;
-        let result = match response {
+        let request = request.body(body).map_err(|e| {
+            DeliveryError::new(
+                reply::INTERNAL_ERROR,
+                RefusalReason::Internal,
+                format!("request not built: {e}"),
+            )
+        })?;
+        let result = match self.client.request(request).await {
             Ok(response) => answer(response, &request_id).await,
             Err(e) => Err(transport_error(&e)),
         };
@@ -115,10 +121,7 @@ struct Created {
     id: Option<serde_json::Value>,
 }
 
-async fn answer(
-    mut response: reqwest::Response,
-    request_id: &str,
-) -> Result<Accepted, DeliveryError> {
+async fn answer(response: Response<Incoming>, request_id: &str) -> Result<Accepted, DeliveryError> {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -126,7 +129,7 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if (200..300).contains(&status) {
-        let body = read_prefix(&mut response, MAX_SUCCESS_BODY)
+        let body = read_prefix(response.into_body(), MAX_SUCCESS_BODY)
             .await
             .map_err(|e| {
                 DeliveryError::new(
@@ -152,7 +155,7 @@ async fn answer(
         });
     }
     // A body we cannot read is the same as no body: the status decides.
-    let body = read_prefix(&mut response, rest::MAX_ERROR_BODY)
+    let body = read_prefix(response.into_body(), rest::MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
     let error = ApiError::parse(&body);
@@ -176,12 +179,12 @@ async fn answer(
 }
 
 /// Reads at most `max` bytes of the body.
-async fn read_prefix(
-    response: &mut reqwest::Response,
-    max: usize,
-) -> Result<Vec<u8>, reqwest::Error> {
+async fn read_prefix(mut body: Incoming, max: usize) -> Result<Vec<u8>, hyper::Error> {
     let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame?.into_data() else {
+            continue; // trailers
+        };
         let room = max - out.len();
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() >= max {
@@ -191,24 +194,66 @@ async fn read_prefix(
     Ok(out)
 }
 
-/// Connection refused, reset, TLS or DNS failure, timeout: `451 4.4.1`, never a 250.
-pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
-    let what = if e.is_timeout() {
+/// Connection refused, reset, TLS or DNS failure, connect timeout: `451 4.4.1`, never a 250.
+pub fn transport_error(e: &hyper_util::client::legacy::Error) -> DeliveryError {
+    let timed_out = timed_out(e);
+    let what = if timed_out {
         "timed out"
     } else if e.is_connect() {
         "connection failed"
     } else {
         "request failed"
     };
-    let reply: Reply = if e.is_timeout() {
+    let reply: Reply = if timed_out {
         reply::UPSTREAM_TIMEOUT
     } else {
         reply::UPSTREAM_UNREACHABLE
     };
-    let outcome = if e.is_timeout() { "timeout" } else { "error" };
+    let outcome = if timed_out { "timeout" } else { "error" };
     DeliveryError::upstream(
         reply,
         format!("upstream {what}: {}", crate::telemetry::error_chain(e)),
         outcome,
     )
+}
+
+/// Whether an I/O timeout (`timeouts.upstream_connect`) is among the error's causes.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timed_out;
+
+    /// A connect timeout is reported by hyper as a connect error with an I/O `TimedOut`
+    /// among its causes: that is "did not answer in time", not "unreachable".
+    #[test]
+    fn a_timeout_is_found_among_the_causes() {
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp connect error")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let timeout = Wrapper(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        let refused = Wrapper(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(timed_out(&timeout));
+        assert!(!timed_out(&refused));
+    }
 }

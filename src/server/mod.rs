@@ -106,8 +106,8 @@ impl Relay {
                     invalid: config.auth.cache_invalid.0,
                     entries: config.auth.cache_entries,
                 };
-                let keys = ApiKeys::new(client.clone(), &base, config.timeouts.key_check.0, policy);
-                let http = HttpUpstream::new(client, &base, renderer, config.timeouts.upstream.0)
+                let keys = ApiKeys::new(client, &base, config.timeouts.key_check.0, policy);
+                let http = HttpUpstream::new(client::build_send(&config)?, &base, renderer)
                     .map_err(|e| ConfigError::new("upstream.url", e))?;
                 (Arc::new(http), Some(keys))
             }
