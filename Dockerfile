@@ -20,6 +20,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The manifest names the criterion bench; cargo reads its file even for a plain build.
+COPY benches ./benches
 COPY config ./config
 # scripts/container.sh mounts the host's CA bundle at /etc/ssl/certs during the build (the
 # registry may sit behind a TLS proxy) and a registry cache at /usr/local/cargo/registry.
