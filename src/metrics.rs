@@ -42,6 +42,9 @@ pub struct Metrics {
     /// Messages handed to the upstream without an Idempotency-Key: neither a top-level
     /// `Message-ID` nor a `Date` (docs/upstream.md), so a resend is a new message.
     pub without_identity: IntCounter,
+    /// `MAIL FROM` answered `451 4.7.1` at once because the API had just refused the key
+    /// (`rate_limited`, a 429) or the key and sender domain (`sender_refused`, a 403).
+    pub early_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -77,6 +80,11 @@ impl Metrics {
             "memory_waits_total",
             "Sessions that paused for the memory budget, by outcome (granted, timeout).",
             &["outcome"],
+        );
+        let early_refusals = counter_vec(
+            "early_refusals_total",
+            "MAIL FROM answered 451 at once after the API's 429 (rate_limited) or 403 (sender_refused).",
+            &["reason"],
         );
         let sessions = IntGaugeVec::new(
             Opts::new("sessions", "Sessions open now, by listener."),
@@ -142,6 +150,7 @@ impl Metrics {
             memory_used,
             memory_waits,
             without_identity,
+            early_refusals,
         }
     }
 

@@ -943,3 +943,44 @@ fn a_declared_size_beyond_the_whole_budget_is_refused_at_mail() {
         &budget_mostly_held,
     );
 }
+
+// ---- Failing early (docs/upstream.md) ------------------------------------------------------
+
+/// Refuses senders in `blocked.example`, as the relay's memory of a 403 does.
+#[derive(Debug)]
+struct BlockedDomain;
+
+impl sendpigeon_relay::smtp::SenderGate for BlockedDomain {
+    fn refuse(&self, _key: &sendpigeon_relay::secret::ApiKey, mail_from: &str) -> Option<Reply> {
+        mail_from
+            .ends_with("@blocked.example")
+            .then(|| Reply::dynamic(451, "4.7.1", "Domain blocked.example is not verified"))
+    }
+}
+
+#[test]
+fn an_early_refusal_leaves_no_transaction_for_pipelined_commands() {
+    let run = check_gated(
+        &cfg(),
+        None,
+        &after_auth(&[
+            (
+                "MAIL FROM:<a@blocked.example>\r\nRCPT TO:<r@rcpt.example>\r\nDATA\r\n",
+                "451 4.7.1 Domain blocked.example is not verified\r\n\
+                 503 5.5.1 Need MAIL command\r\n503 5.5.1 Need MAIL command\r\n",
+            ),
+            (TX, TX_OK),
+            ("Subject: hi\r\n\r\nHello\r\n.\r\n", QUEUED),
+            ("MAIL FROM:<>\r\n", SENDER_OK),
+        ]),
+        &|| {
+            (
+                sendpigeon_relay::memory::budget::MemoryBudget::new(1 << 30),
+                Vec::new(),
+            )
+        },
+        Some(std::sync::Arc::new(BlockedDomain)),
+    );
+    assert_eq!(run.delivered.len(), 1);
+    assert_eq!(run.delivered[0].0, "s@sender.example");
+}

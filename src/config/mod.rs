@@ -322,6 +322,10 @@ pub struct Upstream {
     /// Extra PEM CA certificates to trust for the API, besides the built-in Mozilla roots
     /// (for a private API endpoint). Empty: none.
     pub ca_file: Option<PathBuf>,
+    /// Failing early (docs/upstream.md): after the API's 429 for a key, or 403 for a key and
+    /// `From` domain, answer that key's next `MAIL FROM` with `451 4.7.1` at once, for at most
+    /// 60 s, instead of taking a message the API is about to refuse.
+    pub fail_early: bool,
 }
 
 impl Default for Upstream {
@@ -329,6 +333,7 @@ impl Default for Upstream {
         Upstream {
             url: "outbox:var/outbox".into(),
             ca_file: None,
+            fail_early: true,
         }
     }
 }

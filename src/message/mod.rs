@@ -182,6 +182,8 @@ pub struct Mapped {
     /// The message carries its own identity (a top-level `Message-ID` or `Date`), so a resend
     /// of the same bytes is a retry (docs/upstream.md, Idempotency-Key).
     pub has_identity: bool,
+    /// The domain of the request's `from` address, lowercase (failing early after a 403).
+    pub from_domain: Option<String>,
 }
 
 /// What parsing `raw` can cost beyond `raw` itself, at most; for the memory budget, before
@@ -210,6 +212,12 @@ pub fn map_message(
     let forwarded = headers::forwarded(&headers);
     let content = parts::plan(&message);
 
+    let from_domain = addresses
+        .from
+        .email
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+        .filter(|domain| !domain.is_empty());
     let json = |e: serde_json::Error| MappingError::Render(e.to_string());
     let mut b = body::Builder::new();
     b.field("from", &addresses.from).map_err(json)?;
@@ -234,5 +242,6 @@ pub fn map_message(
         body: b.finish(message),
         idempotency_key,
         has_identity,
+        from_domain,
     })
 }

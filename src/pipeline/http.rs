@@ -10,6 +10,7 @@
 //! Idempotency-Key (a message without identity carries none, docs/upstream.md).
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
@@ -19,10 +20,12 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::client::{SendClient, user_agent};
+use super::early::{EarlyRefusals, parse_retry_after};
 use super::render::{Prepared, Renderer};
 use super::rest::{self, ApiError};
 use super::{Accepted, DeliveryError, Submission, Upstream, safe_id, status_class};
 use crate::BoxFuture;
+use crate::secret::ApiKey;
 use crate::smtp::RefusalReason;
 use crate::smtp::reply::{self, Reply};
 
@@ -42,12 +45,19 @@ pub struct HttpUpstream {
     send_uri: Uri,
     user_agent: HeaderValue,
     renderer: Renderer,
+    /// What the API just refused, for failing early at `MAIL FROM`.
+    early: Arc<EarlyRefusals>,
 }
 
 impl HttpUpstream {
     /// `base` without a trailing slash, e.g. `https://api.sendpigeon.dev`. The request's
     /// deadline is the caller's (`timeouts.upstream` in `server::deliver`).
-    pub fn new(client: SendClient, base: &str, renderer: Renderer) -> Result<Self, String> {
+    pub fn new(
+        client: SendClient,
+        base: &str,
+        renderer: Renderer,
+        early: Arc<EarlyRefusals>,
+    ) -> Result<Self, String> {
         let send_uri = format!("{base}/v1/emails")
             .parse::<Uri>()
             .map_err(|e| format!("{base} is not a usable base URL: {e}"))?;
@@ -58,6 +68,7 @@ impl HttpUpstream {
             send_uri,
             user_agent,
             renderer,
+            early,
         })
     }
 
@@ -68,6 +79,7 @@ impl HttpUpstream {
             key,
             request_id,
             reservation,
+            from_domain,
             ..
         } = self.renderer.prepare_off_workers(sub).await?;
         // Header values built from owned strings, each without a second copy.
@@ -98,11 +110,39 @@ impl HttpUpstream {
             )
         })?;
         let result = match self.client.request(request).await {
-            Ok(response) => answer(response, &request_id).await,
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let (result, refusal) = answer(response, &request_id).await;
+                self.remember(status, &result, refusal, &key, from_domain.as_deref());
+                result
+            }
             Err(e) => Err(transport_error(&e)),
         };
         drop(reservation);
         result
+    }
+}
+
+impl HttpUpstream {
+    /// Failing early: a 429 refuses the key, a 403 the key and `From` domain, a 2xx forgets.
+    fn remember(
+        &self,
+        status: u16,
+        result: &Result<Accepted, DeliveryError>,
+        refusal: Option<Refusal>,
+        key: &ApiKey,
+        from_domain: Option<&str>,
+    ) {
+        match (status, result, refusal) {
+            (200..=299, Ok(_), _) => self.early.accepted(key, from_domain),
+            (429, Err(_), Some(r)) => self.early.rate_limited(key, r.retry_after, &r.message),
+            (403, Err(_), Some(r)) => {
+                if let Some(domain) = from_domain {
+                    self.early.sender_refused(key, domain, &r.message);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -121,45 +161,36 @@ struct Created {
     id: Option<serde_json::Value>,
 }
 
-async fn answer(response: Response<Incoming>, request_id: &str) -> Result<Accepted, DeliveryError> {
+/// What an error answer said, for failing early.
+struct Refusal {
+    /// `Retry-After` (the body's `retry_after` first, then the header: seconds or a date).
+    retry_after: Option<Duration>,
+    /// The API's `message`, as given.
+    message: String,
+}
+
+async fn answer(
+    response: Response<Incoming>,
+    request_id: &str,
+) -> (Result<Accepted, DeliveryError>, Option<Refusal>) {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
     if (200..300).contains(&status) {
-        let body = read_prefix(response.into_body(), MAX_SUCCESS_BODY)
-            .await
-            .map_err(|e| {
-                DeliveryError::new(
-                    reply::UPSTREAM_CONNECTION_LOST,
-                    RefusalReason::Upstream,
-                    format!("HTTP {status}, then the body failed: {e}"),
-                )
-            })?;
-        let id = serde_json::from_slice::<Created>(&body)
-            .ok()
-            .and_then(|c| c.id)
-            .and_then(|id| id.as_str().map(safe_id))
-            .filter(|id| !id.is_empty());
-        return Ok(Accepted {
-            outcome: "2xx",
-            id: match id {
-                Some(id) => id,
-                None => {
-                    tracing::warn!(status, "the API accepted the message without an id");
-                    safe_id(request_id)
-                }
-            },
-        });
+        return (accepted(response, status, request_id).await, None);
     }
     // A body we cannot read is the same as no body: the status decides.
     let body = read_prefix(response.into_body(), rest::MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
     let error = ApiError::parse(&body);
-    let outcome = rest::error_reply(status, &error, retry_after, request_id);
+    let retry_after = error.retry_after.map(Duration::from_secs).or(retry_after);
+    // Seconds, rounded up: a date 1.2 s away is "retry after 2 s".
+    let retry_secs = retry_after.map(|d| d.as_millis().div_ceil(1000) as u64);
+    let outcome = rest::error_reply(status, &error, retry_secs, request_id);
     let detail = format!(
         "HTTP {status} code={:?} message={:?}",
         error.code.as_deref().unwrap_or(""),
@@ -171,11 +202,44 @@ async fn answer(response: Response<Incoming>, request_id: &str) -> Result<Accept
             "the API refused the request as malformed or unknown: check upstream.url ({detail})"
         );
     }
-    Err(DeliveryError::upstream(
-        outcome.reply,
-        detail,
-        status_class(status),
-    ))
+    let refusal = Refusal {
+        retry_after,
+        message: error.message.unwrap_or_default(),
+    };
+    let error = DeliveryError::upstream(outcome.reply, detail, status_class(status));
+    (Err(error), Some(refusal))
+}
+
+/// A 2xx: the id from up to 64 KiB of the body.
+async fn accepted(
+    response: Response<Incoming>,
+    status: u16,
+    request_id: &str,
+) -> Result<Accepted, DeliveryError> {
+    let body = read_prefix(response.into_body(), MAX_SUCCESS_BODY)
+        .await
+        .map_err(|e| {
+            DeliveryError::new(
+                reply::UPSTREAM_CONNECTION_LOST,
+                RefusalReason::Upstream,
+                format!("HTTP {status}, then the body failed: {e}"),
+            )
+        })?;
+    let id = serde_json::from_slice::<Created>(&body)
+        .ok()
+        .and_then(|c| c.id)
+        .and_then(|id| id.as_str().map(safe_id))
+        .filter(|id| !id.is_empty());
+    Ok(Accepted {
+        outcome: "2xx",
+        id: match id {
+            Some(id) => id,
+            None => {
+                tracing::warn!(status, "the API accepted the message without an id");
+                safe_id(request_id)
+            }
+        },
+    })
 }
 
 /// Reads at most `max` bytes of the body.

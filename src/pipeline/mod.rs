@@ -7,6 +7,7 @@
 //! SMTP reply, never a 250.
 
 pub mod client;
+pub mod early;
 mod http;
 mod idempotency;
 mod outbox;

@@ -89,6 +89,7 @@ fn write_record(dir: &Path, prepared: Prepared) -> Result<Accepted, DeliveryErro
         request_id,
         received_at,
         reservation,
+        from_domain: _,
     } = prepared;
     let id = ulid::Ulid::new().to_string();
     let tmp = TempFile(dir.join(format!(".{id}.json.tmp")));

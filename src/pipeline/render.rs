@@ -47,6 +47,8 @@ pub struct Prepared {
     pub received_at: SystemTime,
     /// What the body holds, reserved from the memory budget until it is dropped.
     pub reservation: Reservation,
+    /// The domain of the `from` address (failing early after a 403).
+    pub from_domain: Option<String>,
 }
 
 impl Renderer {
@@ -131,6 +133,7 @@ impl Renderer {
             }
         };
         Ok(Prepared {
+            from_domain: mapped.from_domain,
             body: mapped.body,
             idempotency_key,
             key,

@@ -169,6 +169,9 @@ impl Connection {
             self.relay.budget.clone(),
             tls,
         );
+        if let Some(gate) = &self.relay.gate {
+            session.set_gate(Arc::clone(gate));
+        }
         loop {
             let (used, step) = match catch_unwind(AssertUnwindSafe(|| session.process(&self.buf))) {
                 Ok(progress) => progress,

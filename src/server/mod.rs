@@ -28,8 +28,9 @@ use crate::auth::{ApiKeys, Authenticator, CachePolicy, KeysFile};
 use crate::config::{Config, ConfigError, ListenerKind, UpstreamTarget, Verify};
 use crate::memory::budget::MemoryBudget;
 use crate::metrics::Metrics;
+use crate::pipeline::early::EarlyRefusals;
 use crate::pipeline::{HttpUpstream, Outbox, Renderer, Upstream, client};
-use crate::smtp::SessionConfig;
+use crate::smtp::{SenderGate, SessionConfig};
 
 /// Everything sessions share. Built once at start from the configuration.
 pub struct Relay {
@@ -47,6 +48,8 @@ pub struct Relay {
     pub authenticator: Arc<dyn Authenticator>,
     /// Where accepted messages go.
     pub upstream: Arc<dyn Upstream>,
+    /// Failing early at `MAIL FROM` (an http upstream's recent 429s and 403s).
+    pub gate: Option<Arc<dyn SenderGate>>,
     /// One permit per open connection (`server.max_connections`).
     pub connections: Arc<Semaphore>,
     /// Counters for `/metrics`.
@@ -98,6 +101,7 @@ impl Relay {
         let memory_released = Arc::new(Notify::new());
         let released = Arc::clone(&memory_released);
         let renderer = Renderer::new(config.mime_limits(), metrics.without_identity.clone());
+        let mut gate: Option<Arc<dyn SenderGate>> = None;
         let (upstream, api_keys): (Arc<dyn Upstream>, Option<ApiKeys>) = match target {
             UpstreamTarget::Http(base) => {
                 let client = client::build(&config)?;
@@ -107,7 +111,11 @@ impl Relay {
                     entries: config.auth.cache_entries,
                 };
                 let keys = ApiKeys::new(client, &base, config.timeouts.key_check.0, policy);
-                let http = HttpUpstream::new(client::build_send(&config)?, &base, renderer)
+                let early = Arc::new(EarlyRefusals::new(metrics.early_refusals.clone()));
+                if config.upstream.fail_early {
+                    gate = Some(Arc::clone(&early) as Arc<dyn SenderGate>);
+                }
+                let http = HttpUpstream::new(client::build_send(&config)?, &base, renderer, early)
                     .map_err(|e| ConfigError::new("upstream.url", e))?;
                 (Arc::new(http), Some(keys))
             }
@@ -137,6 +145,7 @@ impl Relay {
         ));
         Ok(Relay {
             reloader,
+            gate,
             session: Arc::new(config.session_config()),
             budget: MemoryBudget::with_hook(
                 config.effective_memory_budget().bytes,

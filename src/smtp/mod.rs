@@ -18,6 +18,6 @@ pub mod session;
 pub use envelope::Envelope;
 pub use reply::Reply;
 pub use session::{
-    AuthOutcome, AuthRequest, Delivery, RefusalReason, RefusedMessage, Session, SessionConfig,
-    Step, Wait,
+    AuthOutcome, AuthRequest, Delivery, RefusalReason, RefusedMessage, SenderGate, Session,
+    SessionConfig, Step, Wait,
 };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sendpigeon_relay::memory::budget::{MemoryBudget, Reservation};
 use sendpigeon_relay::smtp::data::BareLfPolicy;
-use sendpigeon_relay::smtp::{AuthOutcome, Reply, Session, SessionConfig, Step};
+use sendpigeon_relay::smtp::{AuthOutcome, Reply, SenderGate, Session, SessionConfig, Step};
 
 /// `AUTH PLAIN` for `\0apikey\0sk_live_TESTKEY`, the key the fake key store accepts.
 pub const AUTH_PLAIN_OK: &str = "AUTH PLAIN AGFwaWtleQBza19saXZlX1RFU1RLRVk=\r\n";
@@ -106,6 +106,12 @@ impl Harness {
         };
         h.drain_output(0);
         h
+    }
+
+    /// Consults `gate` at MAIL FROM (failing early).
+    pub fn gate(mut self, gate: Arc<dyn SenderGate>) -> Self {
+        self.session.set_gate(gate);
+        self
     }
 
     /// Replaces the fake upstream's answer.
@@ -222,9 +228,23 @@ pub fn run_all_cuts_with(
     turns: &[&[u8]],
     budget: &BudgetSetup,
 ) -> Run {
+    run_all_cuts_gated(cfg, tls, turns, budget, None)
+}
+
+/// [`run_all_cuts_with`] with a failing-early gate on every run's session.
+pub fn run_all_cuts_gated(
+    cfg: &SessionConfig,
+    tls: Option<&'static str>,
+    turns: &[&[u8]],
+    budget: &BudgetSetup,
+    gate: Option<Arc<dyn SenderGate>>,
+) -> Run {
     let once = |cut: &dyn Fn(usize) -> Cut| {
         let (budget, _held) = budget();
         let mut h = Harness::with(cfg.clone(), tls, budget);
+        if let Some(gate) = &gate {
+            h = h.gate(Arc::clone(gate));
+        }
         for (i, t) in turns.iter().enumerate() {
             h.turn(t, cut(i));
         }
@@ -254,8 +274,19 @@ pub fn check_with(
     script: &[(&str, &str)],
     budget: &BudgetSetup,
 ) -> Run {
+    check_gated(cfg, tls, script, budget, None)
+}
+
+/// [`check_with`] with a failing-early gate.
+pub fn check_gated(
+    cfg: &SessionConfig,
+    tls: Option<&'static str>,
+    script: &[(&str, &str)],
+    budget: &BudgetSetup,
+    gate: Option<Arc<dyn SenderGate>>,
+) -> Run {
     let turns: Vec<&[u8]> = script.iter().map(|(c, _)| c.as_bytes()).collect();
-    let run = run_all_cuts_with(cfg, tls, &turns, budget);
+    let run = run_all_cuts_gated(cfg, tls, &turns, budget, gate);
     assert_eq!(run.replies[0], GREETING);
     for (i, (client, expected)) in script.iter().enumerate() {
         let expected = expected

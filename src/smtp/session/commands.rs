@@ -121,6 +121,13 @@ impl Session {
             self.reply(reply::INSUFFICIENT_STORAGE);
             return None;
         }
+        // Failing early: no transaction starts, so pipelined RCPT and DATA get 503.
+        if let (Some(gate), Some(key)) = (&self.gate, &self.key)
+            && let Some(refusal) = gate.refuse(key, mail.address)
+        {
+            self.reply(refusal);
+            return None;
+        }
         self.tx = Some(Transaction {
             mail_from: mail.address.to_string(),
             rcpt_to: Vec::new(),

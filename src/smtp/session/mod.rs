@@ -19,6 +19,7 @@
 mod auth;
 mod commands;
 mod ehlo;
+mod gate;
 mod memory;
 mod step;
 
@@ -31,6 +32,7 @@ use super::reply::{self, Reply};
 use crate::memory::budget::{MemoryBudget, Reservation};
 use crate::secret::ApiKey;
 
+pub use gate::SenderGate;
 pub use step::{AuthOutcome, AuthRequest, Delivery, RefusalReason, RefusedMessage, Step, Wait};
 
 /// Replies are handed to the driver once this many bytes are queued, so a client that
@@ -94,6 +96,8 @@ enum State {
 pub struct Session {
     cfg: Arc<SessionConfig>,
     budget: MemoryBudget,
+    /// Failing early: `None` refuses nothing (the outbox, tests).
+    gate: Option<Arc<dyn SenderGate>>,
     out: Vec<u8>,
     state: State,
     lines: LineReader,
@@ -124,6 +128,7 @@ impl Session {
     pub fn new(cfg: Arc<SessionConfig>, budget: MemoryBudget, tls: Option<&'static str>) -> Self {
         let mut session = Session {
             budget,
+            gate: None,
             out: Vec::with_capacity(256),
             state: State::Command,
             lines: LineReader::default(),
@@ -144,6 +149,11 @@ impl Session {
         };
         session.reply(reply::greeting(&session.cfg.hostname));
         session
+    }
+
+    /// Consults `gate` at every `MAIL FROM` (failing early).
+    pub fn set_gate(&mut self, gate: Arc<dyn SenderGate>) {
+        self.gate = Some(gate);
     }
 
     /// Replies queued for the client.
