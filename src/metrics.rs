@@ -45,6 +45,9 @@ pub struct Metrics {
     /// `MAIL FROM` answered `451 4.7.1` at once because the API had just refused the key
     /// (`rate_limited`, a 429) or the key and sender domain (`sender_refused`, a 403).
     pub early_refusals: IntCounterVec,
+    /// `auto` listeners: what the client's first move was (`tls`, `plaintext` after
+    /// `auto_detect` of silence, `pregreet`: talk before the greeting, `closed`).
+    pub auto_detect: IntCounterVec,
 }
 
 impl Metrics {
@@ -85,6 +88,11 @@ impl Metrics {
             "early_refusals_total",
             "MAIL FROM answered 451 at once after the API's 429 (rate_limited) or 403 (sender_refused).",
             &["reason"],
+        );
+        let auto_detect = counter_vec(
+            "auto_detect_total",
+            "Connections on auto listeners by the client's first move (tls, plaintext, pregreet, closed).",
+            &["result"],
         );
         let sessions = IntGaugeVec::new(
             Opts::new("sessions", "Sessions open now, by listener."),
@@ -151,6 +159,7 @@ impl Metrics {
             memory_waits,
             without_identity,
             early_refusals,
+            auto_detect,
         }
     }
 

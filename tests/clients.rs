@@ -471,3 +471,51 @@ async fn go_net_smtp_documentation_snippet_manual_and_implicit_tls() {
         "x509: certificate signed by unknown authority"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// One port for both TLS modes: every client's STARTTLS and implicit-TLS settings pointed at
+// the same `auto` listener (as a user who mixed up 587 and 465 would)
+
+/// The client's STARTTLS case (`docs`) and its implicit-TLS case, both on the `auto` port:
+/// each message reaches the API once, and the listener saw one plaintext and one TLS start.
+async fn both_tls_modes_on_an_auto_port(client: Client) {
+    let suite = Suite::start_auto(client).await;
+    for case in ["docs", "implicit"] {
+        suite.deliver_one(case).await;
+    }
+    for result in ["plaintext", "tls"] {
+        let series = format!("auto_detect_total{{result=\"{result}\"}}");
+        let count = suite.relay.metric(&series).await;
+        assert!(count >= 1, "{client:?}: no {result} start on the auto port");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_port_swaks() {
+    both_tls_modes_on_an_auto_port(Client::Swaks).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_port_python_smtplib() {
+    both_tls_modes_on_an_auto_port(Client::Smtplib).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_port_nodemailer() {
+    both_tls_modes_on_an_auto_port(Client::Nodemailer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_port_rails_action_mailer() {
+    both_tls_modes_on_an_auto_port(Client::ActionMailer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_port_laravel_symfony_mailer() {
+    both_tls_modes_on_an_auto_port(Client::Laravel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_port_go_net_smtp() {
+    both_tls_modes_on_an_auto_port(Client::Go).await;
+}

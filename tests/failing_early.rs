@@ -65,15 +65,6 @@ async fn until_accepted(c: &mut Client, from: &str, within: Duration) -> Duratio
     }
 }
 
-async fn early_refusals(relay: &TestRelay, reason: &str) -> u64 {
-    let (_, metrics) = relay.admin_get("/metrics").await;
-    let name = format!("sendpigeon_relay_early_refusals_total{{reason=\"{reason}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name.as_str()))
-        .map_or(0, |v| v.trim().parse().unwrap())
-}
-
 #[tokio::test]
 async fn after_a_429_the_next_mail_from_is_refused_until_retry_after() {
     let api = MockApi::start(KEY).await;
@@ -110,7 +101,12 @@ async fn after_a_429_the_next_mail_from_is_refused_until_retry_after() {
     // Accepted again once Retry-After has passed, and not before.
     let waited = until_accepted(&mut c, "s@sender.example", Duration::from_secs(5)).await;
     assert!(waited >= Duration::from_millis(500), "{waited:?}");
-    assert!(early_refusals(&relay, "rate_limited").await >= 2);
+    assert!(
+        relay
+            .metric("early_refusals_total{reason=\"rate_limited\"}")
+            .await
+            >= 2
+    );
     assert_eq!(api.sends().len(), 1);
 }
 
@@ -203,7 +199,12 @@ async fn after_a_403_the_key_and_from_domain_are_refused_but_not_others() {
             .await
             .starts_with("451 4.7.1")
     );
-    assert_eq!(early_refusals(&relay, "sender_refused").await, 2);
+    assert_eq!(
+        relay
+            .metric("early_refusals_total{reason=\"sender_refused\"}")
+            .await,
+        2
+    );
 
     // The API now accepts that From domain (verified meanwhile): a 2xx forgets the pair.
     api.answer_sends(KEY, |_| Answer::json(202, json!({"id": "em_now"})));
@@ -237,5 +238,10 @@ async fn fail_early_false_uploads_every_message() {
         );
     }
     assert_eq!(api.sends().len(), 2);
-    assert_eq!(early_refusals(&relay, "rate_limited").await, 0);
+    assert_eq!(
+        relay
+            .metric("early_refusals_total{reason=\"rate_limited\"}")
+            .await,
+        0
+    );
 }

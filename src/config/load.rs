@@ -168,7 +168,7 @@ fn apply(config: &mut Config, o: &Overrides) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `starttls=0.0.0.0:587` or `implicit=0.0.0.0:465`.
+/// `starttls=0.0.0.0:587`, `implicit=0.0.0.0:465` or `auto=0.0.0.0:465`.
 fn parse_listen(spec: &str) -> Result<Listener, ConfigError> {
     let bad = || {
         ConfigError::new(
@@ -180,6 +180,7 @@ fn parse_listen(spec: &str) -> Result<Listener, ConfigError> {
     let kind = match kind {
         "starttls" => ListenerKind::Starttls,
         "implicit" => ListenerKind::Implicit,
+        "auto" => ListenerKind::Auto,
         _ => return Err(bad()),
     };
     let address = address.parse().map_err(|_| bad())?;
@@ -188,6 +189,7 @@ fn parse_listen(spec: &str) -> Result<Listener, ConfigError> {
         address,
         proxy_protocol: false,
         trusted_proxies: Vec::new(),
+        auto_detect: super::AUTO_DETECT,
     })
 }
 

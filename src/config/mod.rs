@@ -87,7 +87,8 @@ pub struct Admin {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
-    /// `starttls` (plaintext greeting, STARTTLS required) or `implicit` (TLS first).
+    /// `starttls` (plaintext greeting, STARTTLS required), `implicit` (TLS first) or `auto`
+    /// (either, told apart by the client's first bytes).
     pub kind: ListenerKind,
     /// Address and port, e.g. `0.0.0.0:587`.
     pub address: SocketAddr,
@@ -98,9 +99,20 @@ pub struct Listener {
     /// Networks allowed to send that header, e.g. `["10.0.0.0/8"]`; other peers are closed.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `auto` listeners: how long a silent client is waited for before the plaintext greeting
+    /// (a TLS client speaks first). Every STARTTLS client waits this long for the greeting.
+    #[serde(default = "default_auto_detect")]
+    pub auto_detect: HumanDuration,
 }
 
-/// The two kinds of listener (docs/smtp.md "Listeners").
+/// The measured default of `auto_detect` (docs/smtp.md "Listeners").
+pub const AUTO_DETECT: HumanDuration = HumanDuration::millis(300);
+
+fn default_auto_detect() -> HumanDuration {
+    AUTO_DETECT
+}
+
+/// The kinds of listener (docs/smtp.md "Listeners").
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ListenerKind {
@@ -108,6 +120,8 @@ pub enum ListenerKind {
     Starttls,
     /// RFC 8314.
     Implicit,
+    /// Either: a TLS ClientHello first means implicit TLS, silence the plaintext greeting.
+    Auto,
 }
 
 /// `[tls]`.

@@ -16,6 +16,11 @@ impl HumanDuration {
     pub const fn secs(secs: u64) -> HumanDuration {
         HumanDuration(Duration::from_secs(secs))
     }
+
+    /// From milliseconds.
+    pub const fn millis(millis: u64) -> HumanDuration {
+        HumanDuration(Duration::from_millis(millis))
+    }
 }
 
 impl Serialize for HumanDuration {

@@ -16,6 +16,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -26,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
 
+use super::detect::{self, FirstMove};
 use super::stream::Stream;
 use super::tls::version_name;
 use super::{Denial, ListenerInfo, Relay};
@@ -102,7 +104,7 @@ pub(super) async fn handle(
             line_deadline: None,
             data_started: None,
         };
-        match conn.serve(tcp, listener.kind, refusal).await {
+        match conn.serve(tcp, &listener, refusal).await {
             Ok(()) => tracing::debug!("closed"),
             Err(e) => tracing::debug!(error = %e, "connection ended"),
         }
@@ -146,13 +148,20 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
 impl Connection {
     async fn serve(
         &mut self,
-        tcp: TcpStream,
-        kind: ListenerKind,
+        mut tcp: TcpStream,
+        listener: &ListenerInfo,
         refusal: Option<Reply>,
     ) -> io::Result<()> {
+        let kind = match listener.kind {
+            ListenerKind::Auto => match self.detect(&mut tcp, listener.auto_detect).await? {
+                Some(kind) => kind,
+                None => return Ok(()),
+            },
+            kind => kind,
+        };
         let mut stream = match kind {
-            ListenerKind::Starttls => Stream::Plain(tcp),
             ListenerKind::Implicit => Stream::Tls(Box::new(Box::pin(self.handshake(tcp)).await?)),
+            _ => Stream::Plain(tcp),
         };
         if let Some(refusal) = refusal {
             let write = self.relay.config.timeouts.write.0;
@@ -355,6 +364,36 @@ impl Connection {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client does not read"))??;
         session.clear_output();
         Ok(())
+    }
+
+    /// An `auto` listener: implicit TLS or STARTTLS from the client's first move; `None` after
+    /// pre-greeting talk (answered `554 5.5.0` here) or a close.
+    async fn detect(
+        &self,
+        tcp: &mut TcpStream,
+        wait: Duration,
+    ) -> io::Result<Option<ListenerKind>> {
+        let first = detect::first_move(tcp, wait).await?;
+        let result = match first {
+            FirstMove::Tls => "tls",
+            FirstMove::Silent => "plaintext",
+            FirstMove::Talk => "pregreet",
+            FirstMove::Closed => "closed",
+        };
+        let metrics = &self.relay.metrics;
+        metrics.auto_detect.with_label_values(&[result]).inc();
+        match first {
+            FirstMove::Tls => Ok(Some(ListenerKind::Implicit)),
+            FirstMove::Silent => Ok(Some(ListenerKind::Starttls)),
+            FirstMove::Closed => Ok(None),
+            FirstMove::Talk => {
+                tracing::info!("refused: the client talked before the greeting");
+                let write = self.relay.config.timeouts.write.0;
+                let _ = timeout(write, tcp.write_all(&reply::PREGREET.to_line())).await;
+                let _ = timeout(write, tcp.shutdown()).await;
+                Ok(None)
+            }
+        }
     }
 
     async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {

@@ -76,6 +76,7 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
             tokio::spawn(refuse_connection(
                 tcp,
                 bound.kind,
+                bound.auto_detect,
                 reply::SHUTTING_DOWN,
                 relay.config.timeouts.write.0,
             ));
@@ -101,6 +102,7 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
                 tokio::spawn(refuse_connection(
                     tcp,
                     bound.kind,
+                    bound.auto_detect,
                     reply::TOO_BUSY,
                     relay.config.timeouts.write.0,
                 ));
@@ -111,9 +113,23 @@ async fn accept_loop(relay: Arc<Relay>, bound: Bound) {
 
 /// A plaintext `421` where the client expects plaintext, within `timeouts.write`; implicit
 /// TLS clients just see the connection close (a handshake under overload would cost more
-/// than it tells).
-async fn refuse_connection(mut tcp: TcpStream, kind: ListenerKind, reply: Reply, write: Duration) {
-    if kind == ListenerKind::Starttls {
+/// than it tells). On an `auto` listener, a client silent for `auto_detect` is a plaintext one.
+async fn refuse_connection(
+    mut tcp: TcpStream,
+    kind: ListenerKind,
+    auto_detect: Duration,
+    reply: Reply,
+    write: Duration,
+) {
+    let plaintext = match kind {
+        ListenerKind::Starttls => true,
+        ListenerKind::Implicit => false,
+        ListenerKind::Auto => matches!(
+            super::detect::first_move(&tcp, auto_detect).await,
+            Ok(super::detect::FirstMove::Silent)
+        ),
+    };
+    if plaintext {
         let _ = tokio::time::timeout(write, tcp.write_all(&reply.to_line())).await;
     }
 }

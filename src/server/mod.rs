@@ -5,6 +5,7 @@ mod abuse;
 mod authenticate;
 mod connection;
 mod deliver;
+mod detect;
 mod listener;
 mod memory;
 mod proxy;
@@ -181,6 +182,8 @@ pub struct Bound {
     pub proxy_protocol: bool,
     /// Networks allowed to send it.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// `auto`: the wait for a TLS client's first bytes.
+    pub auto_detect: std::time::Duration,
     socket: TcpListener,
 }
 
@@ -188,6 +191,8 @@ pub struct Bound {
 #[derive(Debug)]
 pub(crate) struct ListenerInfo {
     kind: ListenerKind,
+    /// `auto`: the wait for a TLS client's first bytes.
+    auto_detect: std::time::Duration,
     label: String,
     proxy_protocol: bool,
     trusted_proxies: Arc<[ipnet::IpNet]>,
@@ -197,6 +202,7 @@ impl Bound {
     fn info(&self) -> ListenerInfo {
         ListenerInfo {
             kind: self.kind,
+            auto_detect: self.auto_detect,
             label: self.label(),
             proxy_protocol: self.proxy_protocol,
             trusted_proxies: Arc::clone(&self.trusted_proxies),
@@ -208,6 +214,7 @@ impl Bound {
         let kind = match self.kind {
             ListenerKind::Starttls => "starttls",
             ListenerKind::Implicit => "implicit",
+            ListenerKind::Auto => "auto",
         };
         format!("{kind}:{}", self.address.port())
     }
@@ -228,6 +235,7 @@ pub async fn bind(config: &Config) -> Result<Vec<Bound>, ConfigError> {
             address,
             proxy_protocol: l.proxy_protocol,
             trusted_proxies: l.trusted_proxies.clone().into(),
+            auto_detect: l.auto_detect.0,
             socket,
         });
     }

@@ -347,8 +347,9 @@ pub const CONTROL_CHARACTERS: Reply = Reply::fixed(
 pub const BARE_LF_COMMAND: Reply = Reply::fixed(550, "5.5.2", "Bare <LF> received");
 /// The per-session error limit was reached; the connection closes.
 pub const TOO_MANY_ERRORS: Reply = Reply::fixed(421, "4.7.0", "Too many errors");
-/// The client talked before the greeting (adversarial PIPE-07).
-pub const PREGREET: Reply = Reply::fixed(554, "5.5.0", "SMTP protocol synchronization error");
+/// The client talked before the greeting on an `auto` listener (postscreen's pre-greet
+/// test, adversarial PIPE-07); the connection closes.
+pub const PREGREET: Reply = Reply::fixed(554, "5.5.0", "Pre-greeting traffic");
 
 /// The client was silent past its deadline.
 pub fn timeout(hostname: &str) -> Reply {

@@ -214,6 +214,14 @@ impl Client {
         }
     }
 
+    /// EHLO (inside TLS: AUTH offered) and AUTH PLAIN with `key`, which must succeed.
+    pub async fn authenticate(&mut self, key: &str) {
+        let ehlo = self.cmd("EHLO client.example").await;
+        assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
+        let auth = self.cmd(&format!("AUTH PLAIN {}", plain(key))).await;
+        assert!(auth.starts_with("235"), "{auth}");
+    }
+
     /// EHLO, STARTTLS, handshake, EHLO, AUTH PLAIN with `key`: returns the AUTH reply.
     pub async fn submission(addr: SocketAddr, ca: &Path, key: &str) -> (Client, String) {
         let (mut c, greeting) = Client::plain(addr).await;

@@ -100,9 +100,20 @@ pub struct Suite {
     /// The id the mock API answered, by the request's X-Request-Id.
     ids: Arc<Mutex<HashMap<String, String>>>,
     go_binary: Option<PathBuf>,
+    /// Both the STARTTLS and the implicit-TLS port are the relay's `auto` listener.
+    auto: bool,
 }
 
 impl Suite {
+    /// [`Suite::start`], with the client's STARTTLS and implicit-TLS settings both pointing at
+    /// the relay's `auto` listener.
+    pub async fn start_auto(client: Client) -> Suite {
+        Suite {
+            auto: true,
+            ..Suite::start(client).await
+        }
+    }
+
     /// A relay whose upstream is the mock API (keys checked by the API too, as in
     /// production), and the client's program ready to run.
     pub async fn start(client: Client) -> Suite {
@@ -138,6 +149,7 @@ impl Suite {
             files,
             ids,
             go_binary,
+            auto: false,
         }
     }
 
@@ -206,7 +218,11 @@ impl Suite {
                 command.env("SSL_CERT_FILE", &ca);
             }
         }
-        let (starttls, implicit) = (self.relay.starttls.port(), self.relay.implicit.port());
+        let (starttls, implicit) = if self.auto {
+            (self.relay.auto.port(), self.relay.auto.port())
+        } else {
+            (self.relay.starttls.port(), self.relay.implicit.port())
+        };
         command
             .env("SMTP_HOST", "localhost")
             .env("SMTP_PORT", starttls.to_string())

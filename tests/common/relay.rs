@@ -16,6 +16,8 @@ pub const KEY: &str = "sk_live_test_0123456789";
 pub struct TestRelay {
     pub starttls: SocketAddr,
     pub implicit: SocketAddr,
+    /// An `auto` listener (`auto_detect` 300 ms unless tuned).
+    pub auto: SocketAddr,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     pub relay: Arc<Relay>,
@@ -40,12 +42,21 @@ impl TestRelay {
                 address: "127.0.0.1:0".parse().unwrap(),
                 proxy_protocol: false,
                 trusted_proxies: Vec::new(),
+                auto_detect: sendpigeon_relay::config::AUTO_DETECT,
             },
             Listener {
                 kind: ListenerKind::Implicit,
                 address: "127.0.0.1:0".parse().unwrap(),
                 proxy_protocol: false,
                 trusted_proxies: Vec::new(),
+                auto_detect: sendpigeon_relay::config::AUTO_DETECT,
+            },
+            Listener {
+                kind: ListenerKind::Auto,
+                address: "127.0.0.1:0".parse().unwrap(),
+                proxy_protocol: false,
+                trusted_proxies: Vec::new(),
+                auto_detect: sendpigeon_relay::config::AUTO_DETECT,
             },
         ];
         config.tls.certificate = path("cert.pem");
@@ -64,6 +75,7 @@ impl TestRelay {
             addr(ListenerKind::Starttls).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
         let implicit =
             addr(ListenerKind::Implicit).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+        let auto = addr(ListenerKind::Auto).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
         let admin_socket = sendpigeon_relay::admin::bind("127.0.0.1:0".parse().unwrap())
             .await
             .expect("admin bind");
@@ -80,12 +92,24 @@ impl TestRelay {
         TestRelay {
             starttls,
             implicit,
+            auto,
             admin,
             dir,
             relay,
             shutdown,
             done: Some(done),
         }
+    }
+
+    /// One series of `/metrics`, e.g. `early_refusals_total{reason="rate_limited"}` (the
+    /// `sendpigeon_relay_` prefix added); 0 when absent.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let (_, metrics) = self.admin_get("/metrics").await;
+        let line = format!("sendpigeon_relay_{series} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0, |v| v.trim().parse().unwrap())
     }
 
     /// GET on the admin endpoint: (status, body).
