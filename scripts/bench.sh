@@ -9,6 +9,8 @@
 #                                             # (iii) per run, idle sessions in (iv)
 #   PIPELINING=on scripts/bench.sh            # pipeline EHLO+STARTTLS and MAIL/RCPT/DATA
 #   KEEP=1 scripts/bench.sh                   # keep the temporary folder (config, logs, results)
+#   LISTENER=auto scripts/bench.sh            # the clients' STARTTLS against an `auto` listener
+#                                             # (each waits auto_detect, 300 ms, for the greeting)
 #
 # Steps: builds the release binary and the loadgen example; in a temporary folder writes a
 # keys file holding the digest of a load key (`sendpigeon-relay hash-key`) and a configuration
@@ -41,6 +43,11 @@ N3=${N3:-120}
 IDLE=${IDLE:-2000}
 KEEP=${KEEP:-0}
 PIPELINING=${PIPELINING:-off}
+LISTENER=${LISTENER:-starttls}
+case $LISTENER in
+  starttls | auto) ;;
+  *) echo "bench.sh: LISTENER is starttls or auto" >&2; exit 2 ;;
+esac
 case $PIPELINING in
   off) SHAPE=(--html --no-pipelining) ;;
   on) SHAPE=(--html) ;;
@@ -115,7 +122,7 @@ hostname = "bench.localhost"
 max_connections = 20000
 
 [[listeners]]
-kind = "starttls"
+kind = "$LISTENER"
 address = "127.0.0.1:$SMTP_PORT"
 
 [tls]
@@ -260,6 +267,7 @@ CMD="scripts/bench.sh"
 [ "$RUNS" = 3 ] || CMD="RUNS=$RUNS $CMD"
 [ "$SCENARIOS" = i,ii,iii,iv ] || CMD="SCENARIOS=$SCENARIOS $CMD"
 [ "$PIPELINING" = off ] || CMD="PIPELINING=$PIPELINING $CMD"
+[ "$LISTENER" = starttls ] || CMD="LISTENER=$LISTENER $CMD"
 SIZES="N1=$N1 N2=$N2 N3=$N3 IDLE=$IDLE"
 [ "$SIZES" = "N1=6000 N2=60000 N3=120 IDLE=2000" ] || CMD="$SIZES $CMD"
 SIZES="$N1 messages in (i), $N2 in (ii), $N3 in (iii), $IDLE sessions in (iv)"

@@ -180,7 +180,7 @@ fn bad_configurations_are_one_line_naming_the_setting() {
             "listeners[0].address",
         ),
         (
-            Box::new(|c| c.replace("kind = \"starttls\"", "kind = \"smtps\"")),
+            Box::new(|c| c.replacen("kind = \"auto\"", "kind = \"smtps\"", 1)),
             "listeners[0].kind",
         ),
         (

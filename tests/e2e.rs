@@ -82,10 +82,13 @@ impl Running {
                 admin = port_of(&event);
             }
             if event["message"] == "listening" {
+                // In the order of the shipped file: 2587 (STARTTLS clients), then 2465
+                // (implicit TLS); both are `auto` there, so either mode works on either.
                 let port = port_of(&event);
-                match event["kind"].as_str() {
-                    Some("Starttls") => starttls = port,
-                    _ => implicit = port,
+                if starttls == 0 {
+                    starttls = port;
+                } else {
+                    implicit = port;
                 }
             }
         }

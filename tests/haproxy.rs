@@ -103,6 +103,7 @@ async fn haproxy_sends_proxy_v1_and_v2_and_the_client_address_is_kept() {
             ("v1", relay.starttls, "send-proxy"),
             ("v2", relay.starttls, "send-proxy-v2"),
             ("v2tls", relay.implicit, "send-proxy-v2"),
+            ("v2auto", relay.auto, "send-proxy-v2"),
         ],
     )
     .await;
@@ -116,6 +117,15 @@ async fn haproxy_sends_proxy_v1_and_v2_and_the_client_address_is_kept() {
     let mut c = Client::tls_over(from_127_0_0_2(fronts[2]).await, &relay.ca()).await;
     assert!(c.reply().await.starts_with("220 "));
     ids.push(submit(c).await);
+    // The auto listener behind PROXY v2, in both TLS modes.
+    let mut c = Client::tls_over(from_127_0_0_2(fronts[3]).await, &relay.ca()).await;
+    assert!(c.reply().await.starts_with("220 "));
+    ids.push(submit(c).await);
+    let mut c = Client::from_tcp(from_127_0_0_2(fronts[3]).await).await;
+    c.cmd("EHLO client.example").await;
+    c.cmd("STARTTLS").await;
+    ids.push(submit(c.upgrade(&relay.ca()).await).await);
+    assert_eq!(relay.metric("auto_detect_total{result=\"tls\"}").await, 1);
 
     let records = relay.messages();
     for id in &ids {
