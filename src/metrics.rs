@@ -48,6 +48,12 @@ pub struct Metrics {
     /// `auto` listeners: what the client's first move was (`tls`, `plaintext` after
     /// `auto_detect` of silence, `pregreet`: talk before the greeting, `closed`).
     pub auto_detect: IntCounterVec,
+    /// TLS sessions established, by protocol version (`TLSv1.3`, `TLSv1.2`).
+    pub tls_versions: IntCounterVec,
+    /// The memory budget (`limits.memory_budget` or its default), for the used/limit ratio.
+    pub memory_budget: IntGauge,
+    /// 1 while `/readyz` answers 200 (listening, not draining), else 0.
+    pub ready: IntGauge,
 }
 
 impl Metrics {
@@ -94,6 +100,50 @@ impl Metrics {
             "Connections on auto listeners by the client's first move (tls, plaintext, pregreet, closed).",
             &["result"],
         );
+        let tls_versions = counter_vec(
+            "tls_versions_total",
+            "TLS sessions established, by protocol version.",
+            &["version"],
+        );
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).unwrap_or_else(|e| unreachable(name, e));
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
+        let memory_budget = gauge(
+            "memory_budget_bytes",
+            "The memory budget for message bytes (limits.memory_budget).",
+        );
+        let ready = gauge("ready", "1 while ready for traffic (/readyz 200), else 0.");
+        // Known label values start at 0, so rates and alerts see them before the first event.
+        let known: [(&IntCounterVec, &[&str]); 8] = [
+            (
+                &rejected,
+                &[
+                    "max_connections",
+                    "per_ip",
+                    "auth_cooldown",
+                    "draining",
+                    "untrusted_proxy",
+                    "proxy_header",
+                ],
+            ),
+            (&tls_handshakes, &["ok", "failed"]),
+            (&auth, &["ok", "failed", "temp_failed"]),
+            (
+                &upstream_requests,
+                &["2xx", "4xx", "5xx", "error", "timeout"],
+            ),
+            (&memory_waits, &["granted", "timeout"]),
+            (&early_refusals, &["rate_limited", "sender_refused"]),
+            (&auto_detect, &["tls", "plaintext", "pregreet", "closed"]),
+            (&tls_versions, &["TLSv1.3", "TLSv1.2"]),
+        ];
+        for (counter, values) in known {
+            for value in values {
+                counter.with_label_values(&[value]);
+            }
+        }
         let sessions = IntGaugeVec::new(
             Opts::new("sessions", "Sessions open now, by listener."),
             &["listener"],
@@ -160,6 +210,9 @@ impl Metrics {
             without_identity,
             early_refusals,
             auto_detect,
+            tls_versions,
+            memory_budget,
+            ready,
         }
     }
 

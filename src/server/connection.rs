@@ -433,6 +433,11 @@ impl Connection {
     fn tls_version(&self, tls: &TlsStream<TcpStream>) -> &'static str {
         let version = version_name(tls.get_ref().1.protocol_version());
         tracing::Span::current().record("tls", version);
+        self.relay
+            .metrics
+            .tls_versions
+            .with_label_values(&[version])
+            .inc();
         version
     }
 
