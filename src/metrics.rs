@@ -67,6 +67,16 @@ impl Metrics {
             let _ = registry.register(Box::new(m.clone()));
             m
         };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).unwrap_or_else(|e| unreachable(name, e));
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).unwrap_or_else(|e| unreachable(name, e));
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
         let connections = counter_vec("connections_total", "Connections accepted.", &["listener"]);
         let rejected = counter_vec(
             "connections_rejected_total",
@@ -105,11 +115,6 @@ impl Metrics {
             "TLS sessions established, by protocol version.",
             &["version"],
         );
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).unwrap_or_else(|e| unreachable(name, e));
-            let _ = registry.register(Box::new(g.clone()));
-            g
-        };
         let memory_budget = gauge(
             "memory_budget_bytes",
             "The memory budget for message bytes (limits.memory_budget).",
@@ -150,24 +155,16 @@ impl Metrics {
         )
         .unwrap_or_else(|e| unreachable("sessions", e));
         let _ = registry.register(Box::new(sessions.clone()));
-        let accepted = IntCounter::new("messages_accepted_total", "Messages accepted (250).")
-            .unwrap_or_else(|e| unreachable("messages_accepted_total", e));
-        let _ = registry.register(Box::new(accepted.clone()));
-        let received_bytes = IntCounter::new("received_bytes_total", "Message bytes received.")
-            .unwrap_or_else(|e| unreachable("received_bytes_total", e));
-        let _ = registry.register(Box::new(received_bytes.clone()));
-        let memory_used = IntGauge::new(
+        let accepted = counter("messages_accepted_total", "Messages accepted (250).");
+        let received_bytes = counter("received_bytes_total", "Message bytes received.");
+        let memory_used = gauge(
             "memory_budget_used_bytes",
             "Message bytes held in memory across sessions.",
-        )
-        .unwrap_or_else(|e| unreachable("memory_budget_used_bytes", e));
-        let _ = registry.register(Box::new(memory_used.clone()));
-        let without_identity = IntCounter::new(
+        );
+        let without_identity = counter(
             "messages_without_identity_total",
             "Messages sent without an Idempotency-Key: no Message-ID and no Date.",
-        )
-        .unwrap_or_else(|e| unreachable("messages_without_identity_total", e));
-        let _ = registry.register(Box::new(without_identity.clone()));
+        );
         let upstream_latency = Histogram::with_opts(
             HistogramOpts::new("upstream_latency_seconds", "Upstream delivery latency.").buckets(
                 vec![

@@ -124,47 +124,41 @@ impl SenderGate for EarlyRefusals {
         let Ok(mut entries) = self.entries.lock() else {
             return None;
         };
-        let reply = match entries.get(&Subject::Key(digest)) {
-            Some(e) if e.until > now => {
-                let left = (e.until - now).as_millis().div_ceil(1000);
-                self.counter.with_label_values(&["rate_limited"]).inc();
-                Some(Reply::dynamic(
-                    451,
-                    "4.7.1",
-                    format!("{}; retry after {left} s", e.message),
-                ))
-            }
-            Some(_) => {
-                entries.remove(&Subject::Key(digest));
-                None
-            }
-            None => None,
-        };
-        // The null sender has no domain: never refused for a 403.
-        let domain = mail_from
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase());
-        let reply = match (reply, domain) {
-            (Some(reply), _) => Some(reply),
-            (None, Some(domain)) => {
-                let subject = Subject::Sender(digest, domain);
-                match entries.get(&subject) {
-                    Some(e) if e.until > now => {
-                        self.counter.with_label_values(&["sender_refused"]).inc();
-                        Some(Reply::dynamic(451, "4.7.1", &e.message))
-                    }
-                    Some(_) => {
-                        entries.remove(&subject);
-                        None
-                    }
-                    None => None,
-                }
-            }
-            (None, None) => None,
+        let reply = if let Some(e) = live(&mut entries, &Subject::Key(digest), now) {
+            let left = (e.until - now).as_millis().div_ceil(1000);
+            self.counter.with_label_values(&["rate_limited"]).inc();
+            Some(Reply::dynamic(
+                451,
+                "4.7.1",
+                format!("{}; retry after {left} s", e.message),
+            ))
+        } else {
+            // The null sender has no domain: never refused for a 403.
+            let subject = mail_from
+                .rsplit_once('@')
+                .map(|(_, d)| Subject::Sender(digest, d.to_ascii_lowercase()));
+            subject
+                .and_then(|subject| live(&mut entries, &subject, now))
+                .map(|e| {
+                    self.counter.with_label_values(&["sender_refused"]).inc();
+                    Reply::dynamic(451, "4.7.1", &e.message)
+                })
         };
         self.len.store(entries.len(), Ordering::Relaxed);
         reply
     }
+}
+
+/// The entry for `subject` while it lasts; an expired one is removed.
+fn live<'a>(
+    entries: &'a mut HashMap<Subject, Entry>,
+    subject: &Subject,
+    now: Instant,
+) -> Option<&'a Entry> {
+    if entries.get(subject).is_some_and(|e| e.until <= now) {
+        entries.remove(subject);
+    }
+    entries.get(subject)
 }
 
 fn text(message: &str, default: &str) -> String {

@@ -374,26 +374,21 @@ impl Connection {
         wait: Duration,
     ) -> io::Result<Option<ListenerKind>> {
         let first = detect::first_move(tcp, wait).await?;
-        let result = match first {
-            FirstMove::Tls => "tls",
-            FirstMove::Silent => "plaintext",
-            FirstMove::Talk => "pregreet",
-            FirstMove::Closed => "closed",
+        let (result, kind) = match first {
+            FirstMove::Tls => ("tls", Some(ListenerKind::Implicit)),
+            FirstMove::Silent => ("plaintext", Some(ListenerKind::Starttls)),
+            FirstMove::Closed => ("closed", None),
+            FirstMove::Talk => ("pregreet", None),
         };
         let metrics = &self.relay.metrics;
         metrics.auto_detect.with_label_values(&[result]).inc();
-        match first {
-            FirstMove::Tls => Ok(Some(ListenerKind::Implicit)),
-            FirstMove::Silent => Ok(Some(ListenerKind::Starttls)),
-            FirstMove::Closed => Ok(None),
-            FirstMove::Talk => {
-                tracing::info!("refused: the client talked before the greeting");
-                let write = self.relay.config.timeouts.write.0;
-                let _ = timeout(write, tcp.write_all(&reply::PREGREET.to_line())).await;
-                let _ = timeout(write, tcp.shutdown()).await;
-                Ok(None)
-            }
+        if first == FirstMove::Talk {
+            tracing::info!("refused: the client talked before the greeting");
+            let write = self.relay.config.timeouts.write.0;
+            let _ = timeout(write, tcp.write_all(&reply::PREGREET.to_line())).await;
+            let _ = timeout(write, tcp.shutdown()).await;
         }
+        Ok(kind)
     }
 
     async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
