@@ -284,20 +284,6 @@ fn a_bare_cr_never_splits_a_command() {
     );
 }
 
-#[test]
-fn bdat_closes_without_running_its_payload() {
-    // SMUG-16.
-    let run = check(
-        &cfg(),
-        None,
-        &after_auth(&[(
-            "BDAT 48 LAST\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<z@w.example>\r\n",
-            "521 5.5.1 CHUNKING is not supported, closing connection\r\n",
-        )]),
-    );
-    assert!(run.closed);
-}
-
 // ---- Line limits (§4) --------------------------------------------------------------------
 
 #[test]
@@ -839,30 +825,6 @@ fn http_on_the_smtp_port_is_refused_and_closed() {
     }
 }
 
-/// A budget of 2 MiB whose large pool (1.5 MiB) another session holds: the small pool
-/// (512 KiB) is free.
-fn budget_mostly_held() -> (
-    sendpigeon_relay::memory::budget::MemoryBudget,
-    Vec<sendpigeon_relay::memory::budget::Reservation>,
-) {
-    let budget = sendpigeon_relay::memory::budget::MemoryBudget::new(2 << 20);
-    let mut other = budget.reservation();
-    other.request(3 << 19, 3 << 19);
-    (budget, vec![other])
-}
-
-/// A budget entirely held by others: even DATA's first grant must wait.
-fn budget_spent() -> (
-    sendpigeon_relay::memory::budget::MemoryBudget,
-    Vec<sendpigeon_relay::memory::budget::Reservation>,
-) {
-    let (budget, mut held) = budget_mostly_held();
-    let mut small = budget.reservation();
-    small.request(1 << 19, 0);
-    held.push(small);
-    (budget, held)
-}
-
 #[test]
 fn a_spent_budget_holds_back_the_354_then_refuses_data_and_the_session_goes_on() {
     // No `354` while memory is spent; when `memory_wait` ends without a release, DATA gets
@@ -946,18 +908,6 @@ fn a_declared_size_beyond_the_whole_budget_is_refused_at_mail() {
 
 // ---- Failing early (docs/upstream.md) ------------------------------------------------------
 
-/// Refuses senders in `blocked.example`, as the relay's memory of a 403 does.
-#[derive(Debug)]
-struct BlockedDomain;
-
-impl sendpigeon_relay::smtp::SenderGate for BlockedDomain {
-    fn refuse(&self, _key: &sendpigeon_relay::secret::ApiKey, mail_from: &str) -> Option<Reply> {
-        mail_from
-            .ends_with("@blocked.example")
-            .then(|| Reply::dynamic(451, "4.7.1", "Domain blocked.example is not verified"))
-    }
-}
-
 #[test]
 fn an_early_refusal_leaves_no_transaction_for_pipelined_commands() {
     let run = check_gated(
@@ -973,12 +923,7 @@ fn an_early_refusal_leaves_no_transaction_for_pipelined_commands() {
             ("Subject: hi\r\n\r\nHello\r\n.\r\n", QUEUED),
             ("MAIL FROM:<>\r\n", SENDER_OK),
         ]),
-        &|| {
-            (
-                sendpigeon_relay::memory::budget::MemoryBudget::new(1 << 30),
-                Vec::new(),
-            )
-        },
+        &plenty,
         Some(std::sync::Arc::new(BlockedDomain)),
     );
     assert_eq!(run.delivered.len(), 1);

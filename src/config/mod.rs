@@ -63,6 +63,8 @@ pub struct Server {
     /// After SIGTERM, how long sessions in DATA or waiting on the upstream may finish
     /// (below Kubernetes' default 30 s termination grace period).
     pub shutdown_grace: HumanDuration,
+    /// Offer CHUNKING (BDAT, RFC 3030) after TLS.
+    pub chunking: bool,
 }
 
 impl Default for Server {
@@ -71,6 +73,7 @@ impl Default for Server {
             hostname: "localhost".into(),
             max_connections: 10_000,
             shutdown_grace: HumanDuration::secs(25),
+            chunking: true,
         }
     }
 }
@@ -437,6 +440,7 @@ impl Config {
             auth_username: self.auth.username.clone(),
             key_prefixes: self.auth.key_prefixes.clone(),
             bare_lf: self.limits.bare_lf,
+            chunking: self.server.chunking,
         }
     }
 

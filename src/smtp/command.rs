@@ -33,8 +33,8 @@ pub enum Command<'a> {
     Help,
     /// `QUIT`.
     Quit,
-    /// `BDAT`: CHUNKING is not offered, and its payload follows at once.
-    Bdat,
+    /// `BDAT <size> [LAST]` (RFC 3030): its payload follows the line at once.
+    Bdat(&'a str),
     /// An HTTP request line on the SMTP port.
     Http,
     /// EXPN, TURN, ETRN, SEND, SOML, SAML.
@@ -76,7 +76,7 @@ pub fn parse(line: &str) -> Command<'_> {
     } else if is("QUIT") {
         Command::Quit
     } else if is("BDAT") {
-        Command::Bdat
+        Command::Bdat(args)
     } else if [
         "GET", "POST", "HEAD", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "TRACE",
     ]
@@ -95,6 +95,42 @@ pub fn parse(line: &str) -> Command<'_> {
     } else {
         Command::Unknown
     }
+}
+
+/// A BDAT command's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bdat {
+    /// The octets that follow the line.
+    pub size: u64,
+    /// `LAST`: this chunk ends the message.
+    pub last: bool,
+}
+
+/// Longest chunk size accepted in the syntax (RFC 3030 allows any; 20 digits covers `u64`'s
+/// range, and anything longer cannot be a size any limit would let through).
+const BDAT_SIZE_DIGITS: usize = 20;
+
+/// Parses `<size> [LAST]`: a decimal size of 1 to 20 digits and an optional, case-insensitive
+/// `LAST`, separated by blanks. `None` is a framing error: the octets that follow
+/// cannot be counted.
+pub fn parse_bdat(args: &str) -> Option<Bdat> {
+    let mut words = args.split_ascii_whitespace();
+    let size = words.next()?;
+    if size.is_empty() || size.len() > BDAT_SIZE_DIGITS || !size.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // Twenty nines overflow u64: such a chunk is over every size limit anyway.
+    let size = size.parse::<u64>().unwrap_or(u64::MAX);
+    let last = match words.next() {
+        None => false,
+        Some(word) if word.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return None,
+    };
+    if words.next().is_some() {
+        return None;
+    }
+    Some(Bdat { size, last })
 }
 
 /// Why MAIL or RCPT arguments were refused.
@@ -258,6 +294,35 @@ fn is_xtext(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bdat_arguments() {
+        let bdat = |size, last| Some(Bdat { size, last });
+        assert_eq!(parse("bdat 10 last"), Command::Bdat("10 last"));
+        assert_eq!(parse_bdat("10"), bdat(10, false));
+        assert_eq!(parse_bdat("0 LAST"), bdat(0, true));
+        assert_eq!(parse_bdat("007 Last"), bdat(7, true));
+        assert_eq!(parse_bdat("18446744073709551615"), bdat(u64::MAX, false));
+        assert_eq!(
+            parse_bdat("99999999999999999999 LAST"),
+            bdat(u64::MAX, true)
+        );
+        for bad in [
+            "",
+            "LAST",
+            "-1",
+            "+1",
+            "1.0",
+            "0x10",
+            "1e3",
+            "100000000000000000000",
+            "10 LAST x",
+            "10 FIRST",
+            "１０",
+        ] {
+            assert_eq!(parse_bdat(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn verbs_are_case_insensitive() {

@@ -1,5 +1,7 @@
 //! The DATA receiver: end-of-data detection, dot un-stuffing, line-ending policy and the
-//! size and memory caps, across any split of the input into reads.
+//! size and memory caps, across any split of the input into reads. BDAT chunks (RFC 3030)
+//! go through the same receiver in its [chunked](DataReceiver::chunked) form: no dots, no
+//! end scan (the session counts the octets), bare line endings normalised and never refused.
 //!
 //! Rules (docs/smtp.md "DATA"; RFC 5321 §4.1.1.4, §4.5.2; Postfix `smtpd_forbid_bare_newline`):
 //! - Only `<CRLF>.<CRLF>` ends the data: a `.` line counts only when the line before it ended
@@ -88,6 +90,8 @@ pub struct DataReceiver {
     large_hint: usize,
     /// The reservation this receiver waits for before it takes more input, if any.
     waiting_for: Option<usize>,
+    /// BDAT content: a `.` is text and nothing ends the data but the session's count.
+    chunked: bool,
 }
 
 impl DataReceiver {
@@ -112,7 +116,39 @@ impl DataReceiver {
             reservation,
             large_hint,
             waiting_for: None,
+            chunked: false,
         }
+    }
+
+    /// A receiver for the chunks of one BDAT transaction: fed exactly the octets each chunk
+    /// declares and ended by [`Self::finish_chunks`]. Bare CR and LF become CRLF (the
+    /// upstream never sees them) but are not refused: RFC 3030 content is not line-framed.
+    pub fn chunked(max_size: usize, reservation: Reservation, large_hint: usize) -> DataReceiver {
+        DataReceiver {
+            chunked: true,
+            ..DataReceiver::new(max_size, BareLfPolicy::Normalize, reservation, large_hint)
+        }
+    }
+
+    /// True once the message is refused whatever follows (over the size limit, or out of
+    /// memory): BDAT says so at the end of the chunk rather than after `LAST`.
+    pub fn is_refused(&self) -> Option<DataEnd> {
+        if self.too_big {
+            Some(DataEnd::TooBig)
+        } else if self.out_of_memory {
+            Some(DataEnd::OutOfMemory)
+        } else {
+            None
+        }
+    }
+
+    /// Ends a chunked message after its `LAST` chunk: the outcome and the memory that covers
+    /// it. A CR left at the very end is a bare CR and becomes CRLF.
+    pub fn finish_chunks(&mut self) -> (DataEnd, Reservation) {
+        if self.state == State::TextCr {
+            self.end_line_bare_cr();
+        }
+        self.finish()
     }
 
     /// True while the receiver waits for memory and takes no input.
@@ -224,7 +260,7 @@ impl DataReceiver {
                     }
                 }
                 State::LineStart { proper } => match byte {
-                    b'.' => self.state = State::Dot { proper },
+                    b'.' if !self.chunked => self.state = State::Dot { proper },
                     b'\r' => self.state = State::TextCr,
                     b'\n' => self.end_line_bare_lf(),
                     _ => {

@@ -324,6 +324,20 @@ pub const UNKNOWN_COMMAND: Reply = Reply::fixed(500, "5.5.2", "Command not recog
 pub const EMPTY_COMMAND: Reply = Reply::fixed(500, "5.5.2", "Empty command");
 /// EXPN, TURN, ETRN, SEND, SOML, SAML: known, never offered.
 pub const NOT_IMPLEMENTED: Reply = Reply::fixed(502, "5.5.1", "Command not implemented");
+/// A BDAT chunk other than the last was received whole (RFC 3030 §2).
+pub fn chunk_received(octets: u64) -> Reply {
+    Reply::dynamic(250, "2.0.0", format!("{octets} octets received"))
+}
+/// BDAT whose size is not 1 to 20 decimal digits, or with words other than `LAST`: the
+/// octets that follow cannot be framed, so we close (Postfix `521 5.5.4`).
+pub const BDAT_SYNTAX: Reply =
+    Reply::fixed(501, "5.5.4", "Syntax: BDAT size [LAST], closing connection");
+/// DATA in a transaction that BDAT began (RFC 3030 §3).
+pub const DATA_AFTER_BDAT: Reply = Reply::fixed(
+    503,
+    "5.5.1",
+    "DATA cannot be mixed with BDAT in one transaction",
+);
 /// BDAT while CHUNKING is not offered: its payload follows at once, so we close.
 pub const BDAT_UNSUPPORTED: Reply = Reply::fixed(
     521,

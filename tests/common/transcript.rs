@@ -29,6 +29,7 @@ pub fn config() -> SessionConfig {
         auth_username: "apikey".into(),
         key_prefixes: vec!["sk_live_".into()],
         bare_lf: BareLfPolicy::Normalize,
+        chunking: true,
     }
 }
 
@@ -47,8 +48,11 @@ fn ehlo_plain(cfg: &SessionConfig) -> String {
 
 fn ehlo_tls(cfg: &SessionConfig) -> String {
     format!(
-        "250-relay.test\r\n250-PIPELINING\r\n250-SIZE {}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n250 LIMITS RCPTMAX={} MAILMAX={}\r\n",
-        cfg.max_message_size, cfg.max_recipients, cfg.max_messages
+        "250-relay.test\r\n250-PIPELINING\r\n250-SIZE {}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n{}250 LIMITS RCPTMAX={} MAILMAX={}\r\n",
+        cfg.max_message_size,
+        if cfg.chunking { "250-CHUNKING\r\n" } else { "" },
+        cfg.max_recipients,
+        cfg.max_messages
     )
 }
 
@@ -206,6 +210,41 @@ impl Harness {
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+}
+
+/// A budget no test can spend.
+pub fn plenty() -> (MemoryBudget, Vec<Reservation>) {
+    (MemoryBudget::new(1 << 30), Vec::new())
+}
+
+/// A budget of 2 MiB whose large pool (1.5 MiB) another session holds: the small pool
+/// (512 KiB) is free.
+pub fn budget_mostly_held() -> (MemoryBudget, Vec<Reservation>) {
+    let budget = MemoryBudget::new(2 << 20);
+    let mut other = budget.reservation();
+    other.request(3 << 19, 3 << 19);
+    (budget, vec![other])
+}
+
+/// A budget entirely held by others: even DATA's first grant must wait.
+pub fn budget_spent() -> (MemoryBudget, Vec<Reservation>) {
+    let (budget, mut held) = budget_mostly_held();
+    let mut small = budget.reservation();
+    small.request(1 << 19, 0);
+    held.push(small);
+    (budget, held)
+}
+
+/// Refuses senders in `blocked.example`, as the relay's memory of a 403 does.
+#[derive(Debug)]
+pub struct BlockedDomain;
+
+impl SenderGate for BlockedDomain {
+    fn refuse(&self, _key: &sendpigeon_relay::secret::ApiKey, mail_from: &str) -> Option<Reply> {
+        mail_from
+            .ends_with("@blocked.example")
+            .then(|| Reply::dynamic(451, "4.7.1", "Domain blocked.example is not verified"))
     }
 }
 

@@ -40,6 +40,7 @@ impl Session {
                     return self.error(reply::RSET_SYNTAX);
                 }
                 self.tx = None;
+                self.bdat_failed = None;
                 self.reply(reply::OK);
                 self.count_junk()
             }
@@ -59,10 +60,7 @@ impl Session {
                 self.reply(reply::BYE);
                 Some(self.close())
             }
-            Command::Bdat => {
-                self.reply(reply::BDAT_UNSUPPORTED);
-                Some(self.close())
-            }
+            Command::Bdat(args) => self.on_bdat(args),
             Command::Http => {
                 self.reply(reply::HTTP_ON_SMTP);
                 Some(self.close())
@@ -134,7 +132,9 @@ impl Session {
             rcpt_attempts: 0,
             smtputf8: mail.smtputf8,
             declared_size: mail.size.map(|size| size as usize),
+            chunks: None,
         });
+        self.bdat_failed = None;
         self.reply(reply::SENDER_OK);
         None
     }
@@ -178,6 +178,9 @@ impl Session {
         let Some(tx) = &self.tx else {
             return self.error(reply::NEED_MAIL);
         };
+        if tx.chunks.is_some() {
+            return self.error(reply::DATA_AFTER_BDAT);
+        }
         if tx.rcpt_to.is_empty() {
             return if tx.rcpt_attempts > 0 {
                 self.reply(reply::NO_VALID_RECIPIENTS);
@@ -245,7 +248,7 @@ fn allowed_before_tls(cmd: &Command<'_>) -> bool {
             | Command::Rset(_)
             | Command::Quit
             | Command::Help
-            | Command::Bdat
+            | Command::Bdat(_)
             | Command::Http
             | Command::Unknown
     )

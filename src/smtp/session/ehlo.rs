@@ -20,6 +20,7 @@ impl Session {
         self.helo = Some(sanitize_helo(name));
         // RFC 5321 §4.1.4: a new EHLO resets the transaction (AUTH stays).
         self.tx = None;
+        self.bdat_failed = None;
         if extended {
             self.write_capabilities();
         } else {
@@ -43,6 +44,9 @@ impl Session {
         } else {
             // AUTH is never advertised in plaintext (RFC 4954 §4, adversarial AUTH-01).
             lines.push("AUTH PLAIN LOGIN".to_string());
+            if self.chunking_offered() {
+                lines.push("CHUNKING".to_string());
+            }
             // RFC 9422.
             lines.push(format!(
                 "LIMITS RCPTMAX={} MAILMAX={}",

@@ -36,6 +36,7 @@ impl Session {
                 }
             }
             State::Data(rx) => rx.retry_memory(),
+            State::Chunk(chunk) => chunk.retry_memory(),
             _ => true,
         }
     }
@@ -49,6 +50,7 @@ impl Session {
                 self.reply(reply::INSUFFICIENT_STORAGE);
             }
             State::Data(rx) => rx.give_up_memory(),
+            State::Chunk(chunk) => chunk.give_up_memory(),
             _ => {}
         }
     }

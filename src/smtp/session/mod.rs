@@ -17,6 +17,7 @@
 //! deadline), verify keys, parse MIME or talk to the upstream.
 
 mod auth;
+mod bdat;
 mod commands;
 mod ehlo;
 mod gate;
@@ -66,6 +67,8 @@ pub struct SessionConfig {
     pub key_prefixes: Vec<String>,
     /// Bare CR / LF policy for DATA and command lines.
     pub bare_lf: BareLfPolicy,
+    /// Offer CHUNKING (BDAT) after TLS.
+    pub chunking: bool,
 }
 
 /// A mail transaction between MAIL and the end of DATA.
@@ -77,6 +80,8 @@ struct Transaction {
     smtputf8: bool,
     /// The `SIZE=` the client declared at MAIL.
     declared_size: Option<usize>,
+    /// The message so far, once BDAT began it (DATA is then refused).
+    chunks: Option<Box<DataReceiver>>,
 }
 
 #[derive(Debug)]
@@ -86,6 +91,14 @@ enum State {
     /// DATA was accepted; its first memory grant is awaited before `354`.
     DataGrant(Reservation),
     Data(Box<DataReceiver>),
+    /// A BDAT chunk's octets are coming in.
+    Chunk(Box<bdat::Chunk>),
+    /// A refused BDAT chunk's octets are read and dropped.
+    Discard {
+        size: u64,
+        left: u64,
+        last: bool,
+    },
     /// A TLS handshake, key check or delivery is under way.
     Waiting,
     Closed,
@@ -110,6 +123,8 @@ pub struct Session {
     key: Option<ApiKey>,
     pending_key: Option<ApiKey>,
     tx: Option<Transaction>,
+    /// A BDAT transaction failed: its chunks are refused until `LAST`.
+    bdat_failed: Option<bdat::Failure>,
     auth_failures: u32,
     errors: u32,
     junk: u32,
@@ -138,6 +153,7 @@ impl Session {
             key: None,
             pending_key: None,
             tx: None,
+            bdat_failed: None,
             auth_failures: 0,
             errors: 0,
             junk: 0,
@@ -182,7 +198,8 @@ impl Session {
         match &self.state {
             State::DataGrant(_) => Wait::Memory,
             State::Data(rx) if rx.needs_memory() => Wait::Memory,
-            State::Data(_) => Wait::Data,
+            State::Chunk(chunk) if chunk.needs_memory() => Wait::Memory,
+            State::Data(_) | State::Chunk(_) | State::Discard { .. } => Wait::Data,
             _ => Wait::Command {
                 authenticated: self.key.is_some(),
                 mid_line: self.lines.is_skipping(),
@@ -200,10 +217,13 @@ impl Session {
         matches!(self.state, State::Command) && self.tx.is_none() && !self.lines.is_skipping()
     }
 
-    /// Bytes of message data received in the current DATA, for the minimum-rate check.
+    /// Bytes of message data received in the current DATA or BDAT chunk, for the
+    /// minimum-rate check.
     pub fn data_received(&self) -> Option<usize> {
         match &self.state {
             State::Data(rx) => Some(rx.size()),
+            State::Chunk(chunk) => Some(chunk.received()),
+            State::Discard { size, left, .. } => usize::try_from(size - left).ok(),
             _ => None,
         }
     }
@@ -236,6 +256,37 @@ impl Session {
                         return (used, Step::NeedInput);
                     };
                     if let Some(step) = self.end_of_data(outcome, reservation, size) {
+                        return (used, step);
+                    }
+                }
+                State::Chunk(chunk) => {
+                    if chunk.needs_memory() {
+                        return (used, Step::WaitMemory);
+                    }
+                    let (n, done) = self.receive_chunk(rest);
+                    used += n;
+                    if !done {
+                        let waits = matches!(&self.state, State::Chunk(c) if c.needs_memory());
+                        return (
+                            used,
+                            if waits {
+                                Step::WaitMemory
+                            } else {
+                                Step::NeedInput
+                            },
+                        );
+                    }
+                    if let Some(step) = self.end_of_chunk() {
+                        return (used, step);
+                    }
+                }
+                State::Discard { .. } => {
+                    let (n, done) = self.discard_input(rest);
+                    used += n;
+                    if !done {
+                        return (used, Step::NeedInput);
+                    }
+                    if let Some(step) = self.end_of_discard() {
                         return (used, step);
                     }
                 }
@@ -272,6 +323,7 @@ impl Session {
         self.tls = Some(version);
         self.helo = None;
         self.tx = None;
+        self.bdat_failed = None;
         self.key = None;
         self.lines = LineReader::default();
         self.state = State::Command;
