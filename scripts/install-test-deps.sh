@@ -31,6 +31,26 @@ if ! command -v postfix >/dev/null; then
   }
 fi
 
+# Exim as a smarthost client that sends BDAT (tests/exim.rs). Its packages conflict with
+# Postfix's, so they are unpacked into /opt/exim4, never installed: the binary runs with its
+# own configuration (-C, with exim_path pointing there). It needs libidn12 and its user.
+if [ ! -x /opt/exim4/usr/sbin/exim4 ]; then
+  apt-get install -y -qq --no-install-recommends libidn12 >/dev/null 2>&1 || {
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends libidn12 >/dev/null
+  }
+  debs=$(mktemp -d)
+  (cd "$debs" && apt-get download -qq exim4-daemon-light exim4-base exim4-config >/dev/null 2>&1) || {
+    apt-get update -qq
+    (cd "$debs" && apt-get download -qq exim4-daemon-light exim4-base exim4-config >/dev/null)
+  }
+  mkdir -p /opt/exim4
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" /opt/exim4; done
+  rm -rf "$debs"
+fi
+id Debian-exim >/dev/null 2>&1 \
+  || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin Debian-exim
+
 # promtool (scripts/check-dashboards.sh) comes with Debian's prometheus server package; the
 # server itself is not wanted here, so no recommends, and it is stopped if it started.
 if ! command -v promtool >/dev/null; then
@@ -41,4 +61,4 @@ if ! command -v promtool >/dev/null; then
   pkill -x prometheus 2>/dev/null || true
 fi
 
-echo "tools: $(haproxy -v | head -1 | cut -d' ' -f1-3), prometheus_client, hadolint, kubernetes-validate, postfix $(postconf -d -h mail_version), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3)"
+echo "tools: $(haproxy -v | head -1 | cut -d' ' -f1-3), prometheus_client, hadolint, kubernetes-validate, postfix $(postconf -d -h mail_version), exim $(/opt/exim4/usr/sbin/exim4 -bV -C /dev/null 2>/dev/null | sed -n 's/^Exim version \([^ ]*\).*/\1/p'), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3)"

@@ -7,9 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::mock_api::{Answer, MockApi};
+use common::mta::{self, run};
 use common::relay::{KEY, TestRelay};
 use serde_json::json;
 
@@ -105,24 +105,9 @@ impl Postfix {
         assert!(child.wait().unwrap().success());
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
-    }
-
     /// Waits until the log has `needle` (within 30 s).
     async fn wait_log(&self, needle: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no {needle:?} in Postfix's log:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        mta::wait_log(&self.dir.path().join("maillog"), needle).await
     }
 }
 
@@ -132,15 +117,6 @@ impl Drop for Postfix {
             .args(["-c", &self.config().display().to_string(), "stop"])
             .output();
     }
-}
-
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().expect(program);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 const MESSAGE: &str = "From: Alerts <alerts@example.com>\n\

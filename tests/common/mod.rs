@@ -3,5 +3,6 @@
 pub mod client;
 pub mod clients;
 pub mod mock_api;
+pub mod mta;
 pub mod relay;
 pub mod transcript;
