@@ -33,7 +33,10 @@ pub struct ConfigArgs {
     /// Configuration file [default: config/relay.toml, else the embedded development copy].
     #[arg(long, env = "SENDPIGEON_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Replace the listeners, e.g. `--listen starttls=0.0.0.0:587 --listen implicit=0.0.0.0:465`.
+    /// Replace the listeners: `KIND=ADDRESS[@proxy=CIDR+CIDR][@auto_detect=300ms]`, e.g.
+    /// `--listen starttls=0.0.0.0:587@proxy=10.0.0.0/8 --listen auto=0.0.0.0:465`. Refused
+    /// when it would drop the PROXY protocol the file's listeners require (`@proxy=off` to
+    /// mean it).
     #[arg(long, env = "SENDPIGEON_RELAY_LISTEN", value_delimiter = ',')]
     pub listen: Vec<String>,
     /// Upstream: `https://HOST` (the REST API) or `outbox:DIR`.

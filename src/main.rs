@@ -66,6 +66,9 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
             memory_wait = %humantime::format_duration(relay.config.limits.memory_wait.0),
             "memory budget {budget}"
         );
+        for warning in config::warnings(&relay.config) {
+            tracing::warn!(setting = warning.setting, "{}", warning.message);
+        }
         tracing::info!(
             config = %origin,
             upstream = %relay.upstream.describe(),
@@ -73,7 +76,10 @@ fn serve(args: &ConfigArgs) -> Result<(), String> {
             "sendpigeon-relay {} started",
             env!("CARGO_PKG_VERSION")
         );
-        tokio::spawn(watch_signals(relay.shutdown.clone()));
+        tokio::spawn(watch_signals(
+            relay.shutdown.clone(),
+            relay.config.server.shutdown_delay.0,
+        ));
         tokio::spawn(watch_hangup(Arc::clone(&relay.reloader)));
         server::run(relay, bound).await;
         tracing::info!("stopped");
@@ -86,8 +92,9 @@ fn with_origin(mut e: config::ConfigError, origin: &str) -> String {
     e.to_string()
 }
 
-/// The first SIGTERM or SIGINT drains; a second one stops at once.
-async fn watch_signals(shutdown: server::Shutdown) {
+/// The first SIGTERM or SIGINT drains (after `server.shutdown_delay`); a second one stops at
+/// once.
+async fn watch_signals(shutdown: server::Shutdown, delay: std::time::Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -102,8 +109,16 @@ async fn watch_signals(shutdown: server::Shutdown) {
             _ = int.recv() => {}
         }
         if first {
-            tracing::info!("stop signal: draining (a second signal stops at once)");
-            shutdown.drain();
+            if delay.is_zero() {
+                tracing::info!("stop signal: draining (a second signal stops at once)");
+            } else {
+                tracing::info!(
+                    delay = %humantime::format_duration(delay),
+                    "stop signal: /readyz is 503 now, still serving; draining after server.shutdown_delay (a second signal stops at once)"
+                );
+            }
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { shutdown.stop_after(delay).await });
         } else {
             tracing::warn!("second stop signal: closing every session now");
             shutdown.force();
@@ -141,6 +156,13 @@ fn check_config(args: &ConfigArgs) -> Result<(), String> {
             "sendpigeon-relay: warning: {origin}: {missing_setting}: {message} (serve will refuse to start without it)",
             missing_setting = missing.setting,
             message = missing.message
+        );
+    }
+    for warning in config::warnings(&config) {
+        eprintln!(
+            "sendpigeon-relay: warning: {origin}: {setting}: {message}",
+            setting = warning.setting,
+            message = warning.message
         );
     }
     println!("# {origin}: OK");

@@ -153,7 +153,7 @@ async fn after_a_proxy_header_the_first_bytes_still_decide() {
 }
 
 #[tokio::test]
-async fn a_refusal_before_the_session_comes_in_the_clients_mode() {
+async fn a_refused_address_hears_421_in_plaintext_and_costs_no_handshake_in_tls() {
     let relay = TestRelay::start(|c| {
         c.limits.connections_per_ip = 1;
         auto_detect(WAIT)(c);
@@ -166,10 +166,18 @@ async fn a_refusal_before_the_session_comes_in_the_clients_mode() {
         greeting,
         "421 4.7.0 Too many connections from your address\r\n"
     );
-    // A TLS client hears it inside TLS, as on the implicit port.
-    let (_, greeting) = Client::tls(relay.auto, &relay.ca()).await;
+    // A TLS client cannot read a plaintext 421, and a refused address must not cost a
+    // handshake: closed before it, on the `auto` and the implicit listener alike.
+    for addr in [relay.auto, relay.implicit] {
+        assert!(
+            common::client::tls_handshake_refused(addr, &relay.ca(), b"").await,
+            "a refused address got a TLS handshake"
+        );
+    }
     assert_eq!(
-        greeting,
-        "421 4.7.0 Too many connections from your address\r\n"
+        relay
+            .metric("connections_rejected_total{reason=\"per_ip\"}")
+            .await,
+        3
     );
 }

@@ -188,6 +188,15 @@ fn bad_configurations_are_one_line_naming_the_setting() {
             "upstream.url: unsupported upstream",
         ),
         (
+            Box::new(|c| {
+                c.replace(
+                    "url = \"outbox:var/outbox\"",
+                    "url = \"http://api.internal.example\"",
+                )
+            }),
+            "upstream.url: \"http://api.internal.example\" is plain http to a host that is not loopback",
+        ),
+        (
             Box::new(|c| c.replace("verify = \"keys-file\"", "verify = \"upstream\"")),
             "auth.verify: \"upstream\" needs an http upstream",
         ),
@@ -215,6 +224,42 @@ fn bad_configurations_are_one_line_naming_the_setting() {
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
         assert!(!stderr.contains("panicked"));
     }
+}
+
+#[test]
+fn an_upstream_timeout_not_below_the_grace_is_a_warning() {
+    let (code, stderr) = check_edited(|c| c.replace("upstream = \"20s\"", "upstream = \"30s\""));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("timeouts.upstream: 30s is not below server.shutdown_grace (25s)"),
+        "{stderr}"
+    );
+    let (code, stderr) = check_edited(|c| c);
+    assert_eq!(code, Some(0));
+    assert!(!stderr.contains("timeouts.upstream"), "{stderr}");
+}
+
+#[test]
+fn plain_http_upstream_needs_a_loopback_host_or_allow_http() {
+    // The refusal itself is in `bad_configurations_are_one_line_naming_the_setting`.
+    for (url, allow) in [
+        ("http://127.0.0.1:8080", "false"),
+        ("http://localhost:8080", "false"),
+        ("http://[::1]:8080", "false"),
+        ("http://api.internal.example", "true"),
+        ("https://api.internal.example", "false"),
+    ] {
+        let (code, stderr) = check_edited(|c| {
+            c.replace("url = \"outbox:var/outbox\"", &format!("url = \"{url}\""))
+                .replace("allow_http = false", &format!("allow_http = {allow}"))
+        });
+        assert_eq!(code, Some(0), "{url} (allow_http = {allow}): {stderr}");
+    }
+    let (code, stderr) =
+        check_edited(|c| c.replace("url = \"outbox:var/outbox\"", "url = \"http://10.0.0.8\""));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("upstream.allow_http = true"), "{stderr}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::client::{Client, plain};
+use common::client::{Client, plain, tls_handshake_refused};
 use common::relay::{KEY, TestRelay};
 use sendpigeon_relay::config::{Config, HumanDuration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -252,46 +252,101 @@ async fn connections_per_address_are_capped() {
     let _again = Client::from_tcp(connect_with(relay.starttls, &header("192.0.2.50")).await).await;
 }
 
+/// A STARTTLS session from `ip` (through a PROXY header) that tries each of `keys`, all wrong.
+async fn wrong_keys_from(relay: &TestRelay, ip: &str, keys: &[&str]) {
+    let tcp = connect_with(relay.starttls, &proxy_v1(ip)).await;
+    let mut c = Client::from_tcp(tcp).await;
+    c.cmd("EHLO client.example").await;
+    c.cmd("STARTTLS").await;
+    let mut c = c.upgrade(&relay.ca()).await;
+    c.cmd("EHLO client.example").await;
+    for key in keys {
+        let reply = c.cmd(&format!("AUTH PLAIN {}", plain(key))).await;
+        assert!(reply.starts_with("535"), "{reply}");
+    }
+}
+
+fn proxy_v1(ip: &str) -> Vec<u8> {
+    format!("PROXY TCP4 {ip} 10.0.0.5 1 587\r\n").into_bytes()
+}
+
 #[tokio::test]
-async fn auth_failures_from_one_address_start_a_cooldown() {
-    // AUTH-23 across connections.
+async fn different_wrong_keys_from_one_address_start_a_cooldown() {
+    // AUTH-23 across connections: four different wrong keys (operations.md, Abuse limits).
     let relay = TestRelay::start(|c| {
         behind_proxy("127.0.0.0/8")(c);
         c.limits.auth_failures_per_ip = 4;
         c.limits.auth_cooldown = HumanDuration(Duration::from_millis(800));
     })
     .await;
-    let header = |ip: &str| format!("PROXY TCP4 {ip} 10.0.0.5 1 587\r\n").into_bytes();
-    let wrong = plain("sk_live_wrong");
-    for _ in 0..2 {
-        let tcp = connect_with(relay.starttls, &header("203.0.113.66")).await;
-        let mut c = Client::from_tcp(tcp).await;
-        c.cmd("EHLO client.example").await;
-        c.cmd("STARTTLS").await;
-        let mut c = c.upgrade(&relay.ca()).await;
-        c.cmd("EHLO client.example").await;
-        assert!(
-            c.cmd(&format!("AUTH PLAIN {wrong}"))
-                .await
-                .starts_with("535")
-        );
-        assert!(
-            c.cmd(&format!("AUTH PLAIN {wrong}"))
-                .await
-                .starts_with("535")
-        );
-    }
-    let mut cooled = connect_with(relay.starttls, &header("203.0.113.66")).await;
+    wrong_keys_from(
+        &relay,
+        "203.0.113.66",
+        &["sk_live_wrong1", "sk_live_wrong2"],
+    )
+    .await;
+    wrong_keys_from(
+        &relay,
+        "203.0.113.66",
+        &["sk_live_wrong3", "sk_live_wrong4"],
+    )
+    .await;
+    let mut cooled = connect_with(relay.starttls, &proxy_v1("203.0.113.66")).await;
     assert_eq!(
         read_all(&mut cooled).await,
         b"421 4.7.0 Too many authentication failures from your address, try again later\r\n"
     );
-    // Others are untouched, and the cool-down ends.
-    let ok = connect_with(relay.starttls, &header("203.0.113.67")).await;
+    // A TLS client cannot read a plaintext 421: on the implicit-TLS and `auto` listeners the
+    // connection closes before any handshake, without a reply.
+    for addr in [relay.implicit, relay.auto] {
+        let refused = tls_handshake_refused(addr, &relay.ca(), &proxy_v1("203.0.113.66")).await;
+        assert!(refused, "a cooled address got a TLS handshake");
+    }
+    assert_eq!(
+        relay
+            .metric("connections_rejected_total{reason=\"auth_cooldown\"}")
+            .await,
+        3
+    );
+    // Others are untouched, and the cool-down ends (waited for, not slept through).
+    let ok = connect_with(relay.starttls, &proxy_v1("203.0.113.67")).await;
     submit_after_header(&relay, ok).await;
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let ok = connect_with(relay.starttls, &header("203.0.113.66")).await;
+    let started = std::time::Instant::now();
+    loop {
+        let tcp = connect_with(relay.starttls, &proxy_v1("203.0.113.66")).await;
+        let (c, greeting) = Client::greeted(tcp).await;
+        if greeting.starts_with("220 ") {
+            submit_on(&relay, c).await;
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the cool-down never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_wrong_key_retried_never_locks_out_the_address() {
+    // A Postfix smarthost with a stale key and a dozen queued messages retries it again and
+    // again: answered 535 every time, never a cool-down for the address.
+    let relay = TestRelay::start(|c| {
+        behind_proxy("127.0.0.0/8")(c);
+        c.limits.auth_failures_per_ip = 3;
+    })
+    .await;
+    for _ in 0..4 {
+        wrong_keys_from(&relay, "203.0.113.70", &["sk_live_stale", "sk_live_stale"]).await;
+    }
+    let ok = connect_with(relay.starttls, &proxy_v1("203.0.113.70")).await;
     submit_after_header(&relay, ok).await;
+    assert_eq!(
+        relay
+            .metric("connections_rejected_total{reason=\"auth_cooldown\"}")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]

@@ -164,3 +164,111 @@ async fn a_forced_stop_cuts_the_auth_failure_delay_short() {
     );
     assert!(c.closed_within(Duration::from_secs(2)).await.0);
 }
+
+/// Waits until every message's memory is given back: the upstream's work for it (mapping,
+/// writing) has finished, whether or not its client is still waiting.
+async fn upstream_work_done(relay: &TestRelay) {
+    let started = Instant::now();
+    while relay.relay.budget.used() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the upstream never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A message large enough that mapping and writing it outlive a 1 ms deadline.
+fn large_message() -> String {
+    format!(
+        "From: s@sender.example\r\nSubject: large\r\n\r\n{}.\r\n",
+        "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"
+            .repeat(60_000)
+    )
+}
+
+#[tokio::test]
+async fn an_outbox_write_past_the_deadline_never_lands_after_the_451() {
+    // rest-api.md, The outbox: the rename is the commit point. The client heard 451 and will
+    // retry; a file appearing afterwards would be a second copy.
+    let relay = TestRelay::start(|c| {
+        c.timeouts.upstream = HumanDuration(Duration::from_millis(1));
+    })
+    .await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    c.begin_message().await;
+    c.send(large_message()).await;
+    let reply = c.reply().await;
+    assert!(reply.starts_with("451 4.4.1 "), "{reply}");
+    upstream_work_done(&relay).await;
+    assert!(
+        outbox_entries(&relay.outbox()).is_empty(),
+        "{:?}",
+        outbox_entries(&relay.outbox())
+    );
+}
+
+#[tokio::test]
+async fn an_outbox_write_cut_by_a_forced_stop_never_lands_after_the_421() {
+    let relay = TestRelay::start(|_| {}).await;
+    let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    c.begin_message().await;
+    c.send(large_message()).await;
+    relay.shutdown.force();
+    let reply = c.reply().await;
+    upstream_work_done(&relay).await;
+    let files = outbox_entries(&relay.outbox());
+    if reply.starts_with("250 ") {
+        // The rename came first: the reply followed it.
+        assert_eq!(files.len(), 1, "{files:?}");
+    } else {
+        assert_eq!(reply, SHUTTING_DOWN);
+        assert!(files.is_empty(), "{files:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_shutdown_delay_reports_unready_while_it_still_serves_then_drains() {
+    // operations.md, Abuse limits: a balancer checking /readyz must see the replica go before
+    // it refuses anyone.
+    let relay = TestRelay::start(|_| {}).await;
+    let shutdown = relay.shutdown.clone();
+    tokio::spawn(async move { shutdown.stop_after(Duration::from_millis(1500)).await });
+    let started = Instant::now();
+    while relay.admin_get("/readyz").await.0 != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "/readyz never turned 503"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Not ready, yet a new client is served in full.
+    let (mut c, auth) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
+    assert!(auth.starts_with("235"), "{auth}");
+    c.begin_message().await;
+    c.send("Subject: during the delay\r\n\r\nhello\r\n.\r\n")
+        .await;
+    assert!(c.reply().await.starts_with("250 "));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "too slow to tell"
+    );
+    // Then the drain: new connections are refused (421, or no listener once all is done).
+    loop {
+        let Ok(tcp) = tokio::net::TcpStream::connect(relay.starttls).await else {
+            break;
+        };
+        let (_, greeting) = Client::greeted(tcp).await;
+        if greeting == SHUTTING_DOWN {
+            break;
+        }
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the drain never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(outbox_entries(&relay.outbox()).len(), 1);
+}

@@ -4,7 +4,8 @@
 //!
 //! Answers are cached in memory, keyed by the key's SHA-256 (never the key): valid ones for
 //! `auth.cache_valid`, invalid ones for `auth.cache_invalid`, unavailable ones not at all. The
-//! cache is bounded (`auth.cache_entries`). Concurrent checks of one key share one request, so
+//! cache is bounded (`auth.cache_entries` of each kind, least recently used evicted first:
+//! [`AnswerCache`]). Concurrent checks of one key share one request, so
 //! a burst of connections with one key makes one call, and a flood of one wrong key does not
 //! hammer the API.
 
@@ -15,11 +16,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use super::Authenticator;
+use super::cache::{AnswerCache, Digest};
 use crate::BoxFuture;
 use crate::secret::ApiKey;
 use crate::smtp::AuthOutcome;
-
-type Digest = [u8; 32];
 
 /// Cache lifetimes and size.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +28,7 @@ pub struct CachePolicy {
     pub valid: Duration,
     /// How long an invalid answer is reused.
     pub invalid: Duration,
-    /// Most answers remembered.
+    /// Most answers remembered, of each kind (valid, invalid).
     pub entries: usize,
 }
 
@@ -42,9 +42,9 @@ pub struct ApiKeys {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    answers: HashMap<Digest, (AuthOutcome, Instant)>,
+    answers: AnswerCache,
     in_flight: HashMap<Digest, Arc<OnceCell<AuthOutcome>>>,
 }
 
@@ -61,7 +61,10 @@ impl ApiKeys {
             url: format!("{base}/v1/api-keys/current"),
             timeout,
             policy,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                answers: AnswerCache::new(policy.entries),
+                in_flight: HashMap::new(),
+            }),
         }
     }
 
@@ -71,11 +74,8 @@ impl ApiKeys {
             let Ok(mut state) = self.state.lock() else {
                 return AuthOutcome::Unavailable;
             };
-            if let Some(&(outcome, until)) = state.answers.get(&digest) {
-                if until > Instant::now() {
-                    return outcome;
-                }
-                state.answers.remove(&digest);
+            if let Some(outcome) = state.answers.get(&digest, Instant::now()) {
+                return outcome;
             }
             Arc::clone(state.in_flight.entry(digest).or_default())
         };
@@ -93,21 +93,10 @@ impl ApiKeys {
                 AuthOutcome::Unavailable => None,
             };
             if let Some(ttl) = ttl {
-                self.remember(&mut state, digest, outcome, ttl);
+                state.answers.put(digest, outcome, Instant::now() + ttl);
             }
         }
         outcome
-    }
-
-    fn remember(&self, state: &mut State, digest: Digest, outcome: AuthOutcome, ttl: Duration) {
-        let now = Instant::now();
-        if state.answers.len() >= self.policy.entries {
-            state.answers.retain(|_, (_, until)| *until > now);
-            if state.answers.len() >= self.policy.entries {
-                state.answers.clear();
-            }
-        }
-        state.answers.insert(digest, (outcome, now + ttl));
     }
 
     async fn ask(&self, key: &ApiKey) -> AuthOutcome {

@@ -2,6 +2,7 @@
 //! live: a local keys file of digests, or the REST API.
 
 mod api;
+mod cache;
 mod keys_file;
 
 pub use api::{ApiKeys, CachePolicy};

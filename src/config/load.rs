@@ -138,11 +138,31 @@ fn apply(config: &mut Config, o: &Overrides) -> Result<(), ConfigError> {
         config.server.hostname = hostname.clone();
     }
     if !o.listen.is_empty() {
-        config.listeners = o
+        let listeners: Vec<Listener> = o
             .listen
             .iter()
             .map(|spec| parse_listen(spec))
             .collect::<Result<_, _>>()?;
+        // Behind a PROXY-sending balancer, listeners without PROXY would read the header as
+        // commands and answer every client 500: never dropped silently.
+        if let Some(behind) = config.listeners.iter().find(|l| l.proxy_protocol)
+            && let Some((spec, _)) = o
+                .listen
+                .iter()
+                .zip(&listeners)
+                .find(|(spec, l)| !l.proxy_protocol && !spec.contains("@proxy=off"))
+        {
+            return Err(ConfigError::new(
+                "listen",
+                format!(
+                    "{spec:?} drops the PROXY protocol that the configuration's listener on {} \
+                     requires; add @proxy=CIDR (e.g. {spec}@proxy=10.0.0.0/8) to keep it, or \
+                     @proxy=off to turn it off",
+                    behind.address
+                ),
+            ));
+        }
+        config.listeners = listeners;
     }
     if let Some(upstream) = &o.upstream {
         config.upstream.url = upstream.clone();
@@ -168,29 +188,58 @@ fn apply(config: &mut Config, o: &Overrides) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `starttls=0.0.0.0:587`, `implicit=0.0.0.0:465` or `auto=0.0.0.0:465`.
+/// `KIND=ADDRESS[@OPTION...]`: KIND is `starttls`, `implicit` or `auto`; options are
+/// `proxy=CIDR[+CIDR...]` (require a PROXY header from these networks), `proxy=off`, and
+/// `auto_detect=DURATION`. E.g. `starttls=0.0.0.0:587@proxy=10.0.0.0/8+172.16.0.0/12`.
 fn parse_listen(spec: &str) -> Result<Listener, ConfigError> {
-    let bad = || {
+    let bad = |why: &str| {
         ConfigError::new(
             "listen",
-            format!("invalid listener {spec:?}; write KIND=ADDRESS, e.g. starttls=0.0.0.0:587"),
+            format!(
+                "invalid listener {spec:?} ({why}); write KIND=ADDRESS[@proxy=CIDR+CIDR][@auto_detect=300ms], \
+                 e.g. starttls=0.0.0.0:587@proxy=10.0.0.0/8"
+            ),
         )
     };
-    let (kind, address) = spec.split_once('=').ok_or_else(bad)?;
+    let mut parts = spec.split('@');
+    let head = parts.next().unwrap_or_default();
+    let (kind, address) = head.split_once('=').ok_or_else(|| bad("no KIND="))?;
     let kind = match kind {
         "starttls" => ListenerKind::Starttls,
         "implicit" => ListenerKind::Implicit,
         "auto" => ListenerKind::Auto,
-        _ => return Err(bad()),
+        _ => return Err(bad("KIND is starttls, implicit or auto")),
     };
-    let address = address.parse().map_err(|_| bad())?;
-    Ok(Listener {
+    let address = address.parse().map_err(|_| bad("not an address:port"))?;
+    let mut listener = Listener {
         kind,
         address,
         proxy_protocol: false,
         trusted_proxies: Vec::new(),
         auto_detect: super::AUTO_DETECT,
-    })
+    };
+    for option in parts {
+        match option.split_once('=') {
+            Some(("proxy", "off")) => listener.proxy_protocol = false,
+            Some(("proxy", networks)) => {
+                listener.proxy_protocol = true;
+                listener.trusted_proxies = networks
+                    .split('+')
+                    .map(|n| {
+                        n.parse()
+                            .map_err(|_| bad("proxy= takes networks like 10.0.0.0/8"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            Some(("auto_detect", duration)) => {
+                listener.auto_detect = humantime::parse_duration(duration)
+                    .map(super::HumanDuration)
+                    .map_err(|_| bad("auto_detect= takes a duration like 300ms"))?;
+            }
+            _ => return Err(bad("options are @proxy=... and @auto_detect=...")),
+        }
+    }
+    Ok(listener)
 }
 
 #[cfg(test)]
@@ -199,6 +248,67 @@ mod tests {
     use crate::memory::limit::{BudgetOrigin, CgroupVersion};
 
     const MIB: u64 = 1 << 20;
+
+    fn listen(text: &str, specs: &[&str]) -> Result<Config, ConfigError> {
+        let overrides = Overrides {
+            listen: specs.iter().map(|s| s.to_string()).collect(),
+            ..Overrides::default()
+        };
+        load_str_with_limit(text, &overrides, None)
+    }
+
+    #[test]
+    fn listen_expresses_proxy_protocol_and_auto_detect() {
+        let config = listen(
+            EMBEDDED_DEFAULT,
+            &[
+                "starttls=0.0.0.0:587@proxy=10.0.0.0/8+172.16.0.0/12",
+                "auto=[::]:465@auto_detect=250ms@proxy=10.0.0.0/8",
+                "implicit=127.0.0.1:2465",
+            ],
+        )
+        .unwrap();
+        let l = &config.listeners;
+        assert_eq!(l.len(), 3);
+        assert!(l[0].proxy_protocol);
+        assert_eq!(
+            l[0].trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "172.16.0.0/12".parse().unwrap()
+            ]
+        );
+        assert_eq!(l[1].kind, ListenerKind::Auto);
+        assert_eq!(l[1].auto_detect.0, std::time::Duration::from_millis(250));
+        assert!(l[1].proxy_protocol);
+        assert!(!l[2].proxy_protocol);
+        for bad in [
+            "starttls=0.0.0.0:587@proxy=ten",
+            "starttls=0.0.0.0:587@tls=on",
+            "starttls=0.0.0.0:587@auto_detect=soon",
+            "smtps=0.0.0.0:465",
+        ] {
+            let e = listen(EMBEDDED_DEFAULT, &[bad]).unwrap_err();
+            assert_eq!(e.setting, "listen", "{bad}");
+        }
+    }
+
+    #[test]
+    fn listen_never_drops_the_configured_proxy_protocol_silently() {
+        // Behind a PROXY-sending balancer, listeners without PROXY answer every client 500.
+        let behind = EMBEDDED_DEFAULT.replacen(
+            "address = \"127.0.0.1:2587\"",
+            "address = \"127.0.0.1:2587\"\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]",
+            1,
+        );
+        let e = listen(&behind, &["starttls=0.0.0.0:587"]).unwrap_err();
+        assert_eq!(e.setting, "listen");
+        assert!(e.message.contains("@proxy=off"), "{}", e.message);
+        assert!(listen(&behind, &["starttls=0.0.0.0:587@proxy=10.0.0.0/8"]).is_ok());
+        assert!(listen(&behind, &["starttls=0.0.0.0:587@proxy=off"]).is_ok());
+        // Without PROXY in the file, plain specs are fine.
+        assert!(listen(EMBEDDED_DEFAULT, &["starttls=0.0.0.0:587"]).is_ok());
+    }
 
     fn with_limit(text: &str, mib: u64) -> Result<Config, ConfigError> {
         let limit = CgroupLimit {

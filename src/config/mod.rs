@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Overrides, load, load_str, load_str_with_limit};
 pub use units::{HumanDuration, Size};
-pub use validate::missing_files;
+pub use validate::{missing_files, warnings};
 
 use crate::memory::limit::{CgroupLimit, EffectiveBudget};
 use crate::smtp::data::BareLfPolicy;
@@ -65,6 +65,10 @@ pub struct Server {
     pub shutdown_grace: HumanDuration,
     /// Offer CHUNKING (BDAT, RFC 3030) after TLS.
     pub chunking: bool,
+    /// After SIGTERM, how long `/readyz` says 503 while sessions are still accepted, before
+    /// the drain: for a health-checking balancer outside Kubernetes (whose `preStop` pause
+    /// does the same).
+    pub shutdown_delay: HumanDuration,
 }
 
 impl Default for Server {
@@ -74,6 +78,7 @@ impl Default for Server {
             max_connections: 10_000,
             shutdown_grace: HumanDuration::secs(25),
             chunking: true,
+            shutdown_delay: HumanDuration::secs(0),
         }
     }
 }
@@ -178,7 +183,8 @@ pub struct Auth {
     pub cache_valid: HumanDuration,
     /// With `verify = "upstream"`: how long a key the API refused stays refused.
     pub cache_invalid: HumanDuration,
-    /// With `verify = "upstream"`: most keys remembered at once.
+    /// With `verify = "upstream"`: most answers remembered at once, of each kind (valid,
+    /// invalid); the least recently used goes first.
     pub cache_entries: usize,
 }
 
@@ -322,7 +328,7 @@ impl Default for Timeouts {
             data_rate_grace: HumanDuration::secs(30),
             write: HumanDuration::secs(60),
             session: HumanDuration::secs(30 * 60),
-            upstream: HumanDuration::secs(30),
+            upstream: HumanDuration::secs(20),
             upstream_connect: HumanDuration::secs(5),
             key_check: HumanDuration::secs(10),
             proxy_header: HumanDuration::secs(5),
@@ -343,6 +349,9 @@ pub struct Upstream {
     /// `From` domain, answer that key's next `MAIL FROM` with `451 4.7.1` at once, for at most
     /// 60 s, instead of taking a message the API is about to refuse.
     pub fail_early: bool,
+    /// Accept a plain `http://` URL to a host that is not loopback. Every client's API key
+    /// travels in the requests, so only for a trusted private network (rest-api.md).
+    pub allow_http: bool,
 }
 
 impl Default for Upstream {
@@ -351,6 +360,7 @@ impl Default for Upstream {
             url: "outbox:var/outbox".into(),
             ca_file: None,
             fail_early: true,
+            allow_http: false,
         }
     }
 }
@@ -379,6 +389,19 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// A URL whose host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Which upstream `[upstream] url` selects.
@@ -410,6 +433,13 @@ impl Config {
         if parsed.host_str().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(format!(
                 "{url:?} must be a base URL like \"https://api.sendpigeon.dev\""
+            ));
+        }
+        if parsed.scheme() == "http" && !self.upstream.allow_http && !is_loopback(&parsed) {
+            return Err(format!(
+                "{url:?} is plain http to a host that is not loopback: every client's API key \
+                 would cross the network in clear text. Use https://, or set \
+                 upstream.allow_http = true for a trusted private network"
             ));
         }
         Ok(UpstreamTarget::Http(url.trim_end_matches('/').to_string()))

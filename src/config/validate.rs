@@ -142,6 +142,25 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Settings that work but are likely mistakes: `check-config` prints them as warnings and
+/// `serve` logs them at start.
+pub fn warnings(c: &Config) -> Vec<ConfigError> {
+    let mut found = Vec::new();
+    let (upstream, grace) = (c.timeouts.upstream.0, c.server.shutdown_grace.0);
+    if upstream >= grace {
+        found.push(ConfigError::new(
+            "timeouts.upstream",
+            format!(
+                "{} is not below server.shutdown_grace ({}): one stalled API call turns a drain \
+                 into a full-grace wait ending in 421; keep it below (default 20s against 25s)",
+                humantime::format_duration(upstream),
+                humantime::format_duration(grace)
+            ),
+        ));
+    }
+    found
+}
+
 /// Files the configuration names that are not there. `serve` refuses to start with any;
 /// `check-config` reports them as warnings, since a production configuration is usually
 /// checked where its mounted secrets do not exist.

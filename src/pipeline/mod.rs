@@ -7,6 +7,7 @@
 //! SMTP reply, never a 250.
 
 pub mod client;
+mod commit;
 pub mod early;
 mod http;
 mod idempotency;
@@ -16,6 +17,7 @@ pub mod rest;
 
 use std::time::SystemTime;
 
+pub use commit::CommitGate;
 pub use http::HttpUpstream;
 pub use idempotency::derived_key;
 pub use outbox::Outbox;
@@ -44,6 +46,8 @@ pub struct Submission {
     pub request_id: String,
     /// When the end of data was received.
     pub received_at: SystemTime,
+    /// Decides between the reply's deadline and an upstream's commit (the outbox's rename).
+    pub commit: CommitGate,
 }
 
 /// The upstream has the message.

@@ -6,7 +6,8 @@
 //! moment leaves either no file or a whole one, and a reader that lists `*.json` never sees a
 //! half-written message. Mapping and writing run on the blocking pool: parsing a 25 MiB
 //! message or waiting for fsync must not stall the async workers; a panic there becomes
-//! `451 4.3.0` for that message only.
+//! `451 4.3.0` for that message only. The rename is the commit point ([`CommitGate`]): a
+//! delivery abandoned before it (deadline, forced stop) leaves no file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -18,7 +19,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::render::{Prepared, Renderer};
-use super::{Accepted, DeliveryError, Submission, Upstream};
+use super::{Accepted, CommitGate, DeliveryError, Submission, Upstream};
 use crate::BoxFuture;
 use crate::smtp::{RefusalReason, reply};
 
@@ -49,7 +50,8 @@ impl Upstream for Outbox {
         let dir = Arc::clone(&self.dir);
         let renderer = self.renderer.clone();
         Box::pin(async move {
-            let write = move || write_record(&dir, renderer.prepare(sub)?);
+            let gate = sub.commit.clone();
+            let write = move || write_record(&dir, renderer.prepare(sub)?, &gate);
             match tokio::task::spawn_blocking(write).await {
                 Ok(result) => result,
                 Err(join) => Err(DeliveryError::new(
@@ -81,7 +83,11 @@ struct RelayInfo<'a> {
     request_id: &'a str,
 }
 
-fn write_record(dir: &Path, prepared: Prepared) -> Result<Accepted, DeliveryError> {
+fn write_record(
+    dir: &Path,
+    prepared: Prepared,
+    gate: &CommitGate,
+) -> Result<Accepted, DeliveryError> {
     let Prepared {
         mut body,
         idempotency_key,
@@ -118,6 +124,15 @@ fn write_record(dir: &Path, prepared: Prepared) -> Result<Accepted, DeliveryErro
     drop(out);
     file.sync_all().map_err(|e| storage_error(&tmp.0, e))?;
     let target = dir.join(format!("{id}.json"));
+    // The commit point: past the deadline or a forced stop the client hears 451/421, so the
+    // file must never appear (the temporary one goes with `tmp`).
+    if !gate.commit() {
+        return Err(DeliveryError::upstream(
+            reply::UPSTREAM_TIMEOUT,
+            "abandoned before the rename: nothing written",
+            "abandoned",
+        ));
+    }
     fs::rename(&tmp.0, &target).map_err(|e| storage_error(&target, e))?;
     tmp.keep();
     drop(reservation);

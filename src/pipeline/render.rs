@@ -91,6 +91,7 @@ impl Renderer {
             source,
             request_id,
             received_at,
+            commit: _,
         } = sub;
         let size = message.len();
         // The parse's tables are bounded before it runs, so the budget holds them too; it

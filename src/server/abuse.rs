@@ -1,6 +1,10 @@
 //! Per-client-address limits (docs/limits-and-timeouts.md): connections open at once
 //! from one address, and AUTH failures from one address across connections, which put the
-//! address in a cool-down where every new connection gets `421 4.7.0`.
+//! address in a cool-down where every new connection is refused.
+//!
+//! Failures count *different* wrong keys: a queue retrying one stale key (a Postfix smarthost
+//! with a dozen messages makes ~5 attempts per run) counts once, so one misconfigured sender
+//! behind a shared address (a NAT, a cloud egress IP) does not lock out its neighbours.
 //!
 //! Addresses are the client's (after PROXY protocol). IPv4-mapped IPv6 counts as IPv4, and
 //! IPv6 is grouped by prefix (default /64), since one host usually owns a whole /64
@@ -52,9 +56,14 @@ struct State {
     failures: HashMap<IpAddr, Failures>,
 }
 
+/// What identifies one wrong credential: the key's SHA-256, or `None` for an attempt refused
+/// before any key was looked at (wrong username or key prefix), which all count as one.
+pub type Credential = Option<[u8; 32]>;
+
 #[derive(Debug, Default)]
 struct Failures {
-    recent: VecDeque<Instant>,
+    /// Distinct wrong credentials within the window, with when each was last tried.
+    recent: VecDeque<(Instant, Credential)>,
     cooldown_until: Option<Instant>,
 }
 
@@ -139,8 +148,9 @@ impl Abuse {
         })
     }
 
-    /// Records a failed AUTH from `ip`; returns true when it starts a cool-down.
-    pub fn auth_failed(&self, ip: IpAddr) -> bool {
+    /// Records a failed AUTH from `ip` with `credential`; returns true when it starts a
+    /// cool-down. A credential already counted within the window is not counted again.
+    pub fn auth_failed(&self, ip: IpAddr, credential: Credential) -> bool {
         let group = self.group(ip);
         let now = Instant::now();
         let Ok(mut state) = self.state.lock() else {
@@ -151,19 +161,19 @@ impl Abuse {
             state.failures.retain(|_, f| {
                 f.cooldown_until.is_some_and(|u| u > now)
                     || f.recent
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) < window)
+                        .iter()
+                        .any(|(t, _)| now.duration_since(*t) < window)
             });
         }
+        let window = self.policy.auth_window;
         let f = state.failures.entry(group).or_default();
-        while f
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.policy.auth_window)
-        {
-            f.recent.pop_front();
+        f.recent.retain(|(t, _)| now.duration_since(*t) < window);
+        if let Some(seen) = f.recent.iter_mut().find(|(_, c)| *c == credential) {
+            // The same wrong key again: the window restarts for it, nothing more counts.
+            seen.0 = now;
+            return false;
         }
-        f.recent.push_back(now);
+        f.recent.push_back((now, credential));
         if f.recent.len() >= self.policy.auth_failures {
             f.recent.clear();
             f.cooldown_until = Some(now + self.policy.cooldown);
@@ -212,16 +222,35 @@ mod tests {
         assert!(a.admit("2001:db8:1:3::1".parse().unwrap()).is_ok());
     }
 
+    fn key(n: u8) -> Credential {
+        Some([n; 32])
+    }
+
     #[test]
     fn auth_failures_start_a_cooldown_that_ends() {
         let a = abuse(50, 3);
         let ip: IpAddr = "198.51.100.1".parse().unwrap();
-        assert!(!a.auth_failed(ip));
-        assert!(!a.auth_failed(ip));
-        assert!(a.auth_failed(ip));
+        assert!(!a.auth_failed(ip, key(1)));
+        assert!(!a.auth_failed(ip, None));
+        assert!(a.auth_failed(ip, key(2)));
         assert_eq!(a.admit(ip).unwrap_err(), Denial::CoolingDown);
         assert!(a.admit("198.51.100.2".parse().unwrap()).is_ok());
         std::thread::sleep(Duration::from_millis(250));
         assert!(a.admit(ip).is_ok());
+    }
+
+    #[test]
+    fn one_wrong_key_retried_counts_once() {
+        // A queue retrying a stale key, many times over: never a cool-down for the address.
+        let a = abuse(50, 3);
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..50 {
+            assert!(!a.auth_failed(ip, key(7)));
+            assert!(!a.auth_failed(ip, None));
+        }
+        assert!(a.admit(ip).is_ok());
+        // A third different one does it.
+        assert!(a.auth_failed(ip, key(8)));
+        assert_eq!(a.admit(ip).unwrap_err(), Denial::CoolingDown);
     }
 }

@@ -40,7 +40,8 @@ pub(super) async fn check(
         (AuthOutcome::Unavailable, _) => tracing::warn!("key check unavailable"),
         _ => {
             tracing::info!("authentication failed");
-            if relay.abuse.auth_failed(client_ip) {
+            let credential = request.key.as_ref().map(|key| key.digest());
+            if relay.abuse.auth_failed(client_ip, credential) {
                 tracing::warn!("too many AUTH failures from this address: cool-down starts");
             }
             // The delay ends early only for a forced stop, which answers 421 instead.

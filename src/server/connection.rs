@@ -159,6 +159,12 @@ impl Connection {
             },
             kind => kind,
         };
+        if refusal.is_some() && kind == ListenerKind::Implicit {
+            // A TLS client cannot read a plaintext reply, and a refused address must not cost
+            // a handshake: close at once (operations.md, Abuse limits).
+            let _ = timeout(self.relay.config.timeouts.write.0, tcp.shutdown()).await;
+            return Ok(());
+        }
         let mut stream = match kind {
             ListenerKind::Implicit => Stream::Tls(Box::new(Box::pin(self.handshake(tcp)).await?)),
             _ => Stream::Plain(tcp),

@@ -1,7 +1,9 @@
 //! The delivery step: a received message handed to the upstream under `timeouts.upstream`
 //! and a forced stop, its outcome counted and logged on one line. `250` only comes back
 //! with the upstream's acceptance; a forced stop answers nothing here, so the session says
-//! `421 4.3.2` and the message is never answered `250`.
+//! `421 4.3.2` and the message is never answered `250`. Either cut abandons the delivery at
+//! its commit point ([`CommitGate`]) so nothing lands after the client heard 451/421; a commit
+//! that began first is waited for, and the reply follows it.
 
 use std::time::SystemTime;
 
@@ -9,9 +11,18 @@ use tokio::time::{Instant, timeout};
 
 use super::Relay;
 use crate::message::Source;
-use crate::pipeline::Submission;
+use crate::pipeline::{CommitGate, Submission};
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::{Delivery, RefusalReason};
+
+/// How long a commit that began before the deadline or a forced stop is waited for.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What ended the wait for the upstream before it answered.
+enum Cut {
+    Deadline,
+    Forced,
+}
 
 /// Hands `d` to the upstream; `None` when the relay was forced to stop first. `source` is the
 /// session's; its `helo` is filled from the delivery.
@@ -31,16 +42,42 @@ pub(super) async fn deliver(
         key: d.key,
         source,
         received_at: SystemTime::now(),
+        commit: CommitGate::new(),
     };
     let metrics = &relay.metrics;
-    let upstream = timeout(
-        relay.config.timeouts.upstream.0,
-        relay.upstream.deliver(submission),
-    );
+    let gate = submission.commit.clone();
+    let mut upstream = std::pin::pin!(relay.upstream.deliver(submission));
+    let deadline = started + relay.config.timeouts.upstream.0;
     let outcome = tokio::select! {
-        outcome = upstream => outcome,
-        _ = relay.shutdown.forced() => {
-            tracing::warn!(size, recipients, "shutting down during the upstream call: 421, not 250");
+        outcome = &mut upstream => Ok(outcome),
+        _ = tokio::time::sleep_until(deadline) => Err(Cut::Deadline),
+        _ = relay.shutdown.forced() => Err(Cut::Forced),
+    };
+    let outcome = match outcome {
+        Ok(outcome) => Ok(outcome),
+        // Nothing can land any more: the client hears 451 (deadline) or 421 (forced stop).
+        Err(cut) if gate.abandon() => Err(cut),
+        // The upstream's commit began first (the outbox's rename): the reply follows its
+        // result, within a bound in case the disk hangs.
+        Err(cut) => match timeout(COMMIT_WAIT, &mut upstream).await {
+            Ok(outcome) => Ok(outcome),
+            Err(_) => {
+                tracing::error!(
+                    "the upstream's commit did not finish in time; its result is unknown"
+                );
+                Err(cut)
+            }
+        },
+    };
+    let outcome = match outcome {
+        Ok(outcome) => Ok(outcome),
+        Err(Cut::Deadline) => Err(()),
+        Err(Cut::Forced) => {
+            tracing::warn!(
+                size,
+                recipients,
+                "shutting down during the upstream call: 421, not 250"
+            );
             count_refused(relay, size, &reply::SHUTTING_DOWN, RefusalReason::Shutdown);
             return None;
         }

@@ -25,7 +25,19 @@ pub async fn run(relay: Arc<Relay>, listeners: Vec<Bound>) -> bool {
     // Every listener is already bound: ready from here on.
     relay.shutdown.set_ready();
     for bound in listeners {
-        tracing::info!(kind = ?bound.kind, address = %bound.address, "listening");
+        // Whether PROXY is required is the first thing to check behind a balancer.
+        let trusted: Vec<String> = bound
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        tracing::info!(
+            kind = ?bound.kind,
+            address = %bound.address,
+            proxy_protocol = bound.proxy_protocol,
+            trusted_proxies = %trusted.join(" "),
+            "listening"
+        );
         loops.spawn(accept_loop(Arc::clone(&relay), bound));
     }
     tokio::spawn(

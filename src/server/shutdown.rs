@@ -1,5 +1,8 @@
 //! Graceful shutdown (docs/smtp.md "Shutdown"; README.md "Shutdown, reload, probes").
 //!
+//! Before them, `server.shutdown_delay` (default 0): readiness turns 503 while sessions are
+//! still accepted, for a balancer to notice (operations.md, Abuse limits).
+//!
 //! Two phases. **Drain** (first SIGTERM/SIGINT): readiness turns 503, new connections get
 //! `421 4.3.2`, idle sessions get `421 4.3.2` at once, sessions in a transaction (DATA, an
 //! upstream call) carry on and get their `421` at their next command. **Force** (the grace
@@ -26,6 +29,21 @@ impl Shutdown {
     /// A running relay (not ready until its listeners are bound).
     pub fn new() -> Shutdown {
         Shutdown::default()
+    }
+
+    /// A stop signal with `server.shutdown_delay`: `/readyz` turns 503 at once while new
+    /// sessions are still served, so a health-checking balancer takes the replica out before
+    /// it refuses anyone; the drain starts after `delay` (at once when it is zero, or when
+    /// forced meanwhile).
+    pub async fn stop_after(&self, delay: Duration) {
+        if !delay.is_zero() {
+            self.ready.store(false, Ordering::SeqCst);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.forced() => {}
+            }
+        }
+        self.drain();
     }
 
     /// Starts draining. Harmless when repeated.

@@ -41,6 +41,18 @@ pub fn tls_connector(
     TlsConnector::from(Arc::new(config))
 }
 
+/// Connects, writes `prelude` (a PROXY header, or nothing), and tries a TLS handshake: true
+/// when the server closed without completing it.
+pub async fn tls_handshake_refused(addr: SocketAddr, ca: &Path, prelude: &[u8]) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(prelude).await.expect("prelude");
+    tls_connector(ca, rustls::ALL_VERSIONS)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .is_err()
+}
+
 impl Client {
     /// Connects in plaintext and reads the greeting.
     pub async fn plain(addr: SocketAddr) -> (Client, String) {
@@ -55,13 +67,19 @@ impl Client {
 
     /// Wraps a connected plaintext socket (after a PROXY header) and reads the greeting.
     pub async fn from_tcp(tcp: TcpStream) -> Client {
+        let (c, greeting) = Client::greeted(tcp).await;
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        c
+    }
+
+    /// Wraps a connected plaintext socket and reads the first reply, whatever it is.
+    pub async fn greeted(tcp: TcpStream) -> (Client, String) {
         let mut c = Client {
             io: Box::new(tcp),
             buf: Vec::new(),
         };
         let greeting = c.reply().await;
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        c
+        (c, greeting)
     }
 
     /// TLS over a connected socket (implicit TLS after a PROXY header); nothing read yet.
