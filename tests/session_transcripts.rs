@@ -787,6 +787,27 @@ fn size_limit_is_answered_after_the_end_and_the_session_continues() {
 }
 
 #[test]
+fn every_refused_message_of_a_pipeline_is_reported() {
+    // Two messages over the limit and one bare-LF-free message in one write: the driver
+    // hears of both refusals (one used to overwrite the other in a single `process` call).
+    let mut cfg = cfg();
+    cfg.max_message_size = 10;
+    let big = "x".repeat(20);
+    let turn = format!("{TX}{big}\r\n.\r\n{TX}{big}\r\n.\r\n{TX}ok\r\n.\r\n");
+    let refused = "552 5.3.4 Message size exceeds fixed maximum message size\r\n";
+    let run = check(
+        &cfg,
+        None,
+        &after_auth(&[(
+            &turn,
+            &format!("{TX_OK}{refused}{TX_OK}{refused}{TX_OK}{QUEUED}"),
+        )]),
+    );
+    assert_eq!(run.refused, vec!["size", "size"]);
+    assert_eq!(run.delivered.len(), 1);
+}
+
+#[test]
 fn upstream_refusal_is_relayed_and_the_session_continues() {
     // DATA-17: the refusal text is one safe line.
     let mut h =

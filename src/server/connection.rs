@@ -196,7 +196,7 @@ impl Connection {
             if used > 0 && !matches!(session.wait(), Wait::Command { mid_line: true, .. }) {
                 self.line_deadline = None;
             }
-            if let Some(refused) = session.take_refused() {
+            while let Some(refused) = session.take_refused() {
                 deliver::count_refused(&self.relay, refused.size, &refused.reply, refused.reason);
                 // One line per message outcome, also when the session refused it itself.
                 tracing::info!(

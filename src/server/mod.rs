@@ -8,7 +8,7 @@ mod deliver;
 mod detect;
 mod listener;
 mod memory;
-mod proxy;
+pub mod proxy;
 mod reload;
 mod shutdown;
 mod stream;
@@ -79,7 +79,13 @@ impl Relay {
             return Err(missing);
         }
         let t = &config.tls;
-        if t.generate_if_missing && (!t.certificate.is_file() || !t.key.is_file()) {
+        let renew = t.generate_if_missing
+            && t.certificate.is_file()
+            && tls::development_pair_needs_renewal(&t.certificate);
+        if renew {
+            tracing::info!(certificate = %t.certificate.display(), "the development certificate is near its end (or valid for over a year): making a new one");
+        }
+        if t.generate_if_missing && (!t.certificate.is_file() || !t.key.is_file() || renew) {
             tls::generate_development_pair(
                 &t.certificate,
                 &t.key,
@@ -139,11 +145,12 @@ impl Relay {
                     .map_err(|e| ConfigError::new("auth.keys_file", e))?,
             ),
         };
-        let reloader = Arc::new(Reloader::new(
-            t.certificate.clone(),
-            t.key.clone(),
-            Arc::clone(&tls.certs),
-        ));
+        let mut reloader =
+            Reloader::new(t.certificate.clone(), t.key.clone(), Arc::clone(&tls.certs));
+        if t.generate_if_missing {
+            reloader = reloader.renewing(t.development_ca.clone(), config.server.hostname.clone());
+        }
+        let reloader = Arc::new(reloader);
         Ok(Relay {
             reloader,
             gate,

@@ -64,34 +64,72 @@ pub async fn read_header(
         if n == 0 {
             return Err(ProxyError::Closed);
         }
-        let (len, client) = match HeaderResult::parse(&peeked[..n]) {
-            result if result.is_incomplete() => {
-                if n >= V2_MAX {
-                    return Err(ProxyError::Malformed("header too long".into()));
-                }
-                // More is on its way; peek again shortly rather than spinning.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if Instant::now() >= deadline {
-                    return Err(ProxyError::Timeout);
-                }
-                continue;
+        let Some((len, client)) = parse_header(&peeked[..n], peer)? else {
+            // More is on its way; peek again shortly rather than spinning.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if Instant::now() >= deadline {
+                return Err(ProxyError::Timeout);
             }
-            HeaderResult::V1(Ok(header)) => {
-                (header.header.len(), v1_client(&header.addresses, peer))
-            }
-            HeaderResult::V2(Ok(header)) => (header.len(), v2_client(&header, peer)),
-            HeaderResult::V1(Err(e)) => return Err(ProxyError::Malformed(format!("v1: {e}"))),
-            HeaderResult::V2(Err(e)) => return Err(ProxyError::Malformed(format!("v2: {e}"))),
+            continue;
         };
-        if len > V2_MAX || (len > V1_MAX && peeked[..n].starts_with(b"PROXY")) {
-            return Err(ProxyError::Malformed("header too long".into()));
-        }
         let mut consumed = vec![0u8; len];
         tcp.read_exact(&mut consumed)
             .await
             .map_err(ProxyError::Io)?;
-        return Ok(client.to_canonical());
+        return Ok(client);
     }
+}
+
+/// The pure step of [`read_header`]: parses the header at the start of `peeked` (the bytes
+/// read so far). `Ok(None)` while it is incomplete (read more and call again); else its length
+/// in bytes and the client address it carries.
+pub fn parse_header(
+    peeked: &[u8],
+    peer: SocketAddr,
+) -> Result<Option<(usize, IpAddr)>, ProxyError> {
+    // A v1 header is one line: judged only once its CRLF is in, so a header split across
+    // reads is never refused (or mis-sized) for the part that has not arrived (found by the
+    // `proxy` fuzz target; the parser alone may decide too early).
+    let v1_prefix = &b"PROXY "[..peeked.len().min(6)];
+    if !peeked.is_empty() && peeked.starts_with(v1_prefix) {
+        let Some(end) = peeked.windows(2).take(V1_MAX).position(|w| w == b"\r\n") else {
+            if peeked.len() >= V1_MAX {
+                return Err(ProxyError::Malformed("header too long".into()));
+            }
+            return Ok(None);
+        };
+        let line = &peeked[..end + 2];
+        return match HeaderResult::parse(line) {
+            // UNKNOWN ignores whatever precedes the CRLF; the others must end exactly there.
+            HeaderResult::V1(Ok(header))
+                if header.header.len() == line.len()
+                    || matches!(header.addresses, v1::Addresses::Unknown) =>
+            {
+                let client = v1_client(&header.addresses, peer);
+                Ok(Some((line.len(), client.to_canonical())))
+            }
+            HeaderResult::V1(Err(e)) => Err(ProxyError::Malformed(format!("v1: {e}"))),
+            _ => Err(ProxyError::Malformed(
+                "v1: not one PROXY header line".into(),
+            )),
+        };
+    }
+    let (len, client) = match HeaderResult::parse(peeked) {
+        result if result.is_incomplete() => {
+            if peeked.len() >= V2_MAX {
+                return Err(ProxyError::Malformed("header too long".into()));
+            }
+            return Ok(None);
+        }
+        HeaderResult::V1(Ok(header)) => (header.header.len(), v1_client(&header.addresses, peer)),
+        HeaderResult::V2(Ok(header)) => (header.len(), v2_client(&header, peer)),
+        HeaderResult::V1(Err(e)) => return Err(ProxyError::Malformed(format!("v1: {e}"))),
+        HeaderResult::V2(Err(e)) => return Err(ProxyError::Malformed(format!("v2: {e}"))),
+    };
+    if len > V2_MAX || (len > V1_MAX && peeked.starts_with(b"PROXY")) {
+        return Err(ProxyError::Malformed("header too long".into()));
+    }
+    Ok(Some((len, client.to_canonical())))
 }
 
 fn v1_client(addresses: &v1::Addresses, peer: SocketAddr) -> IpAddr {
@@ -142,5 +180,59 @@ pub(super) async fn client_address(
             tracing::warn!(error = %e, "closed: missing or malformed PROXY header");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "10.0.0.1:40000".parse().unwrap()
+    }
+
+    /// Every prefix of `header` is incomplete, and the whole gives `len` and `client`.
+    fn split_anywhere(header: &[u8], len: usize, client: &str) {
+        for cut in 1..len {
+            assert!(
+                matches!(parse_header(&header[..cut], peer()), Ok(None)),
+                "{cut} bytes of {:?}: {:?}",
+                String::from_utf8_lossy(header),
+                parse_header(&header[..cut], peer())
+            );
+        }
+        let (n, ip) = parse_header(header, peer()).unwrap().unwrap();
+        assert_eq!((n, ip), (len, client.parse().unwrap()));
+    }
+
+    #[test]
+    fn a_v1_header_split_anywhere_is_incomplete_until_its_crlf() {
+        // fuzz/regressions/proxy-v1-split-*: cut before or inside the destination port, or
+        // inside a UTF-8 character, the parser alone called a valid header malformed.
+        let tcp4 = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 2587\r\nEHLO c\r\n";
+        split_anywhere(tcp4, 44, "203.0.113.7");
+        let unknown = "PROXY UNKNOWN P1%R\u{f7ed}NP\r\nQUIT\r\n".as_bytes();
+        split_anywhere(unknown, unknown.len() - 6, "10.0.0.1");
+    }
+
+    #[test]
+    fn unknown_runs_to_the_crlf_whatever_it_holds() {
+        // fuzz/regressions/proxy-v1-unknown-space-lf: `PROXY UNKNOWN \n` was complete at 15
+        // bytes before the CRLF came, and 17 after: the length depended on the split.
+        let header = b"PROXY UNKNOWN \n\r\nEHLO c\r\n";
+        split_anywhere(header, 17, "10.0.0.1");
+    }
+
+    #[test]
+    fn a_v1_line_that_is_not_a_header_is_malformed() {
+        for line in [
+            &b"PROXY TCP4 203.0.113.7 10.0.0.1 51234\r\n"[..],
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 2587 extra\r\n",
+            b"PROXY HTTP/1.1\r\n",
+        ] {
+            assert!(parse_header(line, peer()).is_err(), "{line:?}");
+        }
+        let endless = [b"PROXY UNKNOWN ".as_slice(), &[b'x'; 200]].concat();
+        assert!(parse_header(&endless, peer()).is_err());
     }
 }

@@ -22,6 +22,9 @@ pub struct Reloader {
     store: Arc<CertStore>,
     /// Digest of the files' contents as last loaded (or last seen broken).
     seen: Mutex<[u8; 32]>,
+    /// `tls.generate_if_missing`: the development CA's path and the hostname, to make the
+    /// pair again when it nears its end.
+    renew: Option<(PathBuf, String)>,
 }
 
 impl Reloader {
@@ -33,11 +36,31 @@ impl Reloader {
             key,
             store,
             seen,
+            renew: None,
         }
+    }
+
+    /// Development only: makes the pair again (with its CA at `ca`) when it nears its end.
+    pub fn renewing(mut self, ca: PathBuf, hostname: String) -> Reloader {
+        self.renew = Some((ca, hostname));
+        self
     }
 
     /// Loads the files again if their contents changed. Returns true when a new pair is in use.
     pub fn check(&self, why: &str) -> bool {
+        if let Some((ca, hostname)) = &self.renew
+            && super::tls::development_pair_needs_renewal(&self.certificate)
+        {
+            match super::tls::generate_development_pair(&self.certificate, &self.key, ca, hostname)
+            {
+                Ok(()) => {
+                    tracing::warn!(certificate = %self.certificate.display(), ca = %ca.display(), "the development certificate neared its end: made a new one (clients must trust the new development CA)")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not make a new development certificate")
+                }
+            }
+        }
         let now = fingerprint(&self.certificate, &self.key);
         let Ok(mut seen) = self.seen.lock() else {
             return false;

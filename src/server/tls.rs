@@ -135,9 +135,42 @@ pub fn version_name(version: Option<ProtocolVersion>) -> &'static str {
     }
 }
 
+/// How long a generated development certificate (and its CA) is valid: Mozilla's
+/// "intermediate" profile allows at most 366 days (operations.md, TLS).
+pub const DEVELOPMENT_VALIDITY: time::Duration = time::Duration::days(365);
+
+/// A generated certificate this close to its end is made again (at start and at every
+/// `tls.reload_interval`), so a long-running development relay never serves an expired one.
+pub const DEVELOPMENT_RENEW_BEFORE: time::Duration = time::Duration::days(30);
+
+/// Whether the development certificate at `cert_path` must be made again: it ends within
+/// [`DEVELOPMENT_RENEW_BEFORE`], or it was made valid for longer than
+/// [`DEVELOPMENT_VALIDITY`] allows (by an older version). A file that cannot be read or
+/// parsed is left alone: loading it reports the problem.
+pub fn development_pair_needs_renewal(cert_path: &Path) -> bool {
+    let Ok(pem) = fs::read(cert_path) else {
+        return false;
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else {
+        return false;
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return false;
+    };
+    let validity = cert.validity();
+    let (not_before, not_after) = (
+        validity.not_before.to_datetime(),
+        validity.not_after.to_datetime(),
+    );
+    let now = time::OffsetDateTime::now_utc();
+    not_after - now < DEVELOPMENT_RENEW_BEFORE
+        || not_after - not_before > DEVELOPMENT_VALIDITY + time::Duration::days(1)
+}
+
 /// Creates a development CA (certificate only; its key is discarded so nothing else can be
 /// signed with it) and an ECDSA P-256 server certificate it signs, valid for `localhost`,
-/// `127.0.0.1`, `::1` and `hostname`. Writes PEM files; the key file is made owner-only.
+/// `127.0.0.1`, `::1` and `hostname`, both for [`DEVELOPMENT_VALIDITY`] from now. Writes PEM
+/// files; the key file is made owner-only.
 pub fn generate_development_pair(
     cert_path: &Path,
     key_path: &Path,
@@ -149,8 +182,13 @@ pub fn generate_development_pair(
         KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
     };
     let err = |e: rcgen::Error| e.to_string();
+    // An hour back for clocks a little behind.
+    let not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let not_after = not_before + DEVELOPMENT_VALIDITY;
     let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.not_before = not_before;
+    ca.not_after = not_after;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
         .push(DnType::CommonName, "sendpigeon-relay development CA");
@@ -164,6 +202,8 @@ pub fn generate_development_pair(
     }
     let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
     let mut leaf = CertificateParams::new(names).map_err(err)?;
+    leaf.not_before = not_before;
+    leaf.not_after = not_after;
     leaf.distinguished_name.push(DnType::CommonName, hostname);
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -195,4 +235,73 @@ fn restrict(path: &Path) -> Result<(), String> {
 #[cfg(not(unix))]
 fn restrict(_path: &Path) -> Result<(), String> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(path: &Path, not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_before = not_before;
+        params.not_after = not_after;
+        fs::write(path, params.self_signed(&key).unwrap().pem()).unwrap();
+    }
+
+    #[test]
+    fn a_generated_pair_is_valid_for_a_year_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key, ca) = (
+            dir.path().join("cert.pem"),
+            dir.path().join("key.pem"),
+            dir.path().join("ca.pem"),
+        );
+        generate_development_pair(&cert, &key, &ca, "relay.test").unwrap();
+        for path in [&cert, &ca] {
+            let pem = fs::read(path).unwrap();
+            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+            let parsed = pem.parse_x509().unwrap();
+            let v = parsed.validity();
+            let lifetime = v.not_after.to_datetime() - v.not_before.to_datetime();
+            assert!(lifetime <= time::Duration::days(366), "{lifetime}");
+            assert!(v.is_valid());
+        }
+        assert!(!development_pair_needs_renewal(&cert));
+        assert!(load_pair(&cert, &key).is_ok());
+    }
+
+    #[test]
+    fn a_pair_near_its_end_or_valid_for_too_long_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pem");
+        let now = time::OffsetDateTime::now_utc();
+        // Ends in ten days.
+        self_signed(
+            &path,
+            now - time::Duration::days(300),
+            now + time::Duration::days(10),
+        );
+        assert!(development_pair_needs_renewal(&path));
+        // An older version's ~2 100 years.
+        self_signed(
+            &path,
+            now - time::Duration::days(1),
+            now + time::Duration::days(365 * 2000),
+        );
+        assert!(development_pair_needs_renewal(&path));
+        // Half a year left of a year.
+        self_signed(
+            &path,
+            now - time::Duration::days(180),
+            now + time::Duration::days(185),
+        );
+        assert!(!development_pair_needs_renewal(&path));
+        // Not a certificate, or no file: left to the loader to report.
+        fs::write(&path, "not a certificate").unwrap();
+        assert!(!development_pair_needs_renewal(&path));
+        assert!(!development_pair_needs_renewal(
+            &dir.path().join("missing.pem")
+        ));
+    }
 }

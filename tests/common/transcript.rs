@@ -69,6 +69,8 @@ pub struct Run {
     pub auth_checks: usize,
     /// Times the session paused for memory.
     pub memory_waits: usize,
+    /// The reasons of messages the session refused by itself, as the driver takes them.
+    pub refused: Vec<&'static str>,
 }
 
 /// How each turn's bytes are cut into reads.
@@ -105,6 +107,7 @@ impl Harness {
                 closed: false,
                 auth_checks: 0,
                 memory_waits: 0,
+                refused: Vec::new(),
             },
             upstream: Box::new(|_| Ok("Q1".to_string())),
         };
@@ -156,6 +159,9 @@ impl Harness {
             let (n, step) = self.session.process(&self.pending);
             self.pending.drain(..n);
             self.drain_output(turn);
+            while let Some(refused) = self.session.take_refused() {
+                self.run.refused.push(refused.reason.label());
+            }
             match step {
                 Step::NeedInput => return false,
                 Step::Flush => {}

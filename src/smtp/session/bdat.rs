@@ -235,7 +235,7 @@ impl Session {
     }
 
     fn note_refused(&mut self, size: usize, reply: Reply, reason: RefusalReason) {
-        self.refused = Some(RefusedMessage {
+        self.refused.push(RefusedMessage {
             size,
             reply,
             reason,

@@ -133,8 +133,8 @@ pub struct Session {
     close_next: bool,
     /// Nothing has been read yet on this (plaintext) layer.
     fresh: bool,
-    /// The last message refused by the session itself, until the driver takes it.
-    refused: Option<RefusedMessage>,
+    /// Messages refused by the session itself, until the driver takes them.
+    refused: Vec<RefusedMessage>,
 }
 
 impl Session {
@@ -160,7 +160,7 @@ impl Session {
             transactions: 0,
             close_next: false,
             fresh: true,
-            refused: None,
+            refused: Vec::new(),
             cfg,
         };
         session.reply(reply::greeting(&session.cfg.hostname));
@@ -453,7 +453,7 @@ impl Session {
             DataEnd::BareCr => (reply::BARE_CR, RefusalReason::BareLineEnding),
         };
         self.reply(refusal.clone());
-        self.refused = Some(RefusedMessage {
+        self.refused.push(RefusedMessage {
             size,
             reply: refusal,
             reason,
@@ -461,9 +461,10 @@ impl Session {
         None
     }
 
-    /// The last message the session refused by itself, once.
+    /// The oldest message the session refused by itself and the driver has not taken yet.
+    /// Several can be waiting: one `process` call may refuse more than one pipelined message.
     pub fn take_refused(&mut self) -> Option<RefusedMessage> {
-        self.refused.take()
+        (!self.refused.is_empty()).then(|| self.refused.remove(0))
     }
 
     fn reply(&mut self, reply: Reply) {
