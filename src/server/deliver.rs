@@ -46,42 +46,9 @@ pub(super) async fn deliver(
     };
     let metrics = &relay.metrics;
     let gate = submission.commit.clone();
-    let mut upstream = std::pin::pin!(relay.upstream.deliver(submission));
+    let upstream = std::pin::pin!(relay.upstream.deliver(submission));
     let deadline = started + relay.config.timeouts.upstream.0;
-    let outcome = tokio::select! {
-        outcome = &mut upstream => Ok(outcome),
-        _ = tokio::time::sleep_until(deadline) => Err(Cut::Deadline),
-        _ = relay.shutdown.forced() => Err(Cut::Forced),
-    };
-    let outcome = match outcome {
-        Ok(outcome) => Ok(outcome),
-        // Nothing can land any more: the client hears 451 (deadline) or 421 (forced stop).
-        Err(cut) if gate.abandon() => Err(cut),
-        // The upstream's commit began first (the outbox's rename): the reply follows its
-        // result, within a bound in case the disk hangs.
-        Err(cut) => match timeout(COMMIT_WAIT, &mut upstream).await {
-            Ok(outcome) => Ok(outcome),
-            Err(_) => {
-                tracing::error!(
-                    "the upstream's commit did not finish in time; its result is unknown"
-                );
-                Err(cut)
-            }
-        },
-    };
-    let outcome = match outcome {
-        Ok(outcome) => Ok(outcome),
-        Err(Cut::Deadline) => Err(()),
-        Err(Cut::Forced) => {
-            tracing::warn!(
-                size,
-                recipients,
-                "shutting down during the upstream call: 421, not 250"
-            );
-            count_refused(relay, size, &reply::SHUTTING_DOWN, RefusalReason::Shutdown);
-            return None;
-        }
-    };
+    let outcome = settle(relay, &gate, upstream, deadline).await;
     let elapsed = started.elapsed();
     let result = match outcome {
         Ok(Ok(accepted)) => {
@@ -103,12 +70,21 @@ pub(super) async fn deliver(
             tracing::warn!(detail = %e.detail, "message not accepted");
             Err((e.reply, e.reason))
         }
-        Err(_) => {
+        Err(Cut::Deadline) => {
             metrics
                 .upstream_requests
                 .with_label_values(&["timeout"])
                 .inc();
             Err((reply::UPSTREAM_TIMEOUT, RefusalReason::Upstream))
+        }
+        Err(Cut::Forced) => {
+            tracing::warn!(
+                size,
+                recipients,
+                "shutting down during the upstream call: 421, not 250"
+            );
+            count_refused(relay, size, &reply::SHUTTING_DOWN, RefusalReason::Shutdown);
+            return None;
         }
     };
     let duration_ms = elapsed.as_millis() as u64;
@@ -133,6 +109,33 @@ pub(super) async fn deliver(
             Err(r)
         }
     })
+}
+
+/// Waits for `upstream` until `deadline` or a forced stop. A cut abandons the delivery at its
+/// commit point, so nothing lands after the client hears 451 or 421; when the upstream's
+/// commit (the outbox's rename) began first, its result is waited for instead, within
+/// [`COMMIT_WAIT`] in case the disk hangs.
+async fn settle<F: Future>(
+    relay: &Relay,
+    gate: &CommitGate,
+    mut upstream: std::pin::Pin<&mut F>,
+    deadline: Instant,
+) -> Result<F::Output, Cut> {
+    let cut = tokio::select! {
+        outcome = &mut upstream => return Ok(outcome),
+        _ = tokio::time::sleep_until(deadline) => Cut::Deadline,
+        _ = relay.shutdown.forced() => Cut::Forced,
+    };
+    if gate.abandon() {
+        return Err(cut);
+    }
+    match timeout(COMMIT_WAIT, upstream).await {
+        Ok(outcome) => Ok(outcome),
+        Err(_) => {
+            tracing::error!("the upstream's commit did not finish in time; its result is unknown");
+            Err(cut)
+        }
+    }
 }
 
 /// Counts a refused message: its bytes, and `messages_refused_total{class, reason}`.

@@ -121,12 +121,18 @@ pub fn parse_header(
             }
             return Ok(None);
         }
-        HeaderResult::V1(Ok(header)) => (header.header.len(), v1_client(&header.addresses, peer)),
         HeaderResult::V2(Ok(header)) => (header.len(), v2_client(&header, peer)),
-        HeaderResult::V1(Err(e)) => return Err(ProxyError::Malformed(format!("v1: {e}"))),
         HeaderResult::V2(Err(e)) => return Err(ProxyError::Malformed(format!("v2: {e}"))),
+        // Every v1 header starts `PROXY ` and was judged above; anything else that reads as
+        // v1 (`PROXY\r\n`, `PROXYX`) is not one.
+        HeaderResult::V1(Ok(_)) => {
+            return Err(ProxyError::Malformed(
+                "v1: not one PROXY header line".into(),
+            ));
+        }
+        HeaderResult::V1(Err(e)) => return Err(ProxyError::Malformed(format!("v1: {e}"))),
     };
-    if len > V2_MAX || (len > V1_MAX && peeked.starts_with(b"PROXY")) {
+    if len > V2_MAX {
         return Err(ProxyError::Malformed("header too long".into()));
     }
     Ok(Some((len, client.to_canonical())))
