@@ -5,9 +5,19 @@
 //! The envelope is `<name>.envelope.json` when present, else [`default_envelope`]; the source
 //! and the limits are fixed ([`source`], [`limits`]). On a mismatch the actual mapping is
 //! written to `<name>.failed.json` and the test fails listing every mismatching fixture.
-//! `UPDATE_GOLDEN=1 cargo test --test mapping` rewrites the expected files instead: each
-//! rewritten file must then be reviewed by hand, because the expected files are the
-//! specification, not a snapshot. How each `.eml` was made is in the fixtures' README.md.
+//!
+//! Two sets:
+//! - **the hand-written core**, [`HAND_WRITTEN`]: expected files written by hand from
+//!   docs/mapping.md and never regenerated. They are the evidence that does not come from the
+//!   code under test: [`hand_written_core`] ignores `UPDATE_GOLDEN`, never writes them, and
+//!   fails on any mismatch. A change to a mapping rule changes a core `.json` by hand, with
+//!   docs/mapping.md, in the same commit.
+//! - **the rest**: `UPDATE_GOLDEN=1 cargo test --test mapping` rewrites their expected files
+//!   instead of comparing ([`golden_fixtures`]): each rewritten file must then be reviewed by
+//!   hand, because the expected files are the specification, not a snapshot.
+//!
+//! The core stays in the same folder as the rest (other tests and the fuzz corpus read every
+//! fixture there). How each `.eml` was made is in the fixtures' README.md.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,23 +93,59 @@ fn map_fixture(eml: &Path) -> Value {
     }
 }
 
-#[test]
-fn golden_fixtures() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+/// The hand-written core: fixtures whose `.json` was written by hand from docs/mapping.md
+/// (those of `generate/gen_realworld.py` and `generate/gen_core.py`) and is never rewritten.
+/// Together they hold every mapping rule: addresses (from, to, cc, reply_to, bcc), subject,
+/// text and html, attachments, headers, control fields, tracking, the nesting limit.
+const HAND_WRITTEN: &[&str] = &[
+    // generate/gen_core.py: the address, header and tracking rules.
+    "addresses-headers-tracking-rules",
+    "tracking-opens-false-then-true",
+    // generate/gen_realworld.py.
+    "apple-mail-qp-quotes-boundary-header",
+    "nodemailer-base64-text-mentions-boundary",
+    "thunderbird-8bit-utf8-mentions-boundary",
+    "newsletter-json-escaped-boundary",
+    "python-rfc2231-boundary-prose",
+    "helpdesk-reply-quotes-raw-message",
+    "thunderbird-pasted-source-other-boundary",
+    "mutt-signature-dash-dash-space",
+    "javamail-dash-boundary-signature",
+    "nesting-12-levels",
+    "mime-nesting-50-levels",
+    "mime-nesting-51-levels",
+    "outlook-related-two-inline-images",
+    "google-calendar-invite",
+    "calendar-cancel-component-base64",
+    "thunderbird-text-attachments-iso-8859-1",
+    "thunderbird-csv-windows-1252-base64",
+    "script-base64-without-padding",
+    "base64-line-lengths",
+    "forwarded-rfc822-7bit-utf8-boundary-mentioned",
+];
+
+fn is_hand_written(eml: &Path) -> bool {
+    eml.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|stem| HAND_WRITTEN.contains(&stem))
+}
+
+/// Every `.eml` of the corpus, sorted.
+fn all_emls() -> Vec<PathBuf> {
     let mut emls: Vec<PathBuf> = fs::read_dir(fixtures_dir())
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "eml"))
         .collect();
     emls.sort();
-    assert!(
-        emls.len() >= 30,
-        "expected the fixture corpus, found {}",
-        emls.len()
-    );
+    emls
+}
 
+/// Maps each fixture and compares it with its `.json`, or (with `update`) rewrites the
+/// `.json`. Returns the fixtures that differ.
+fn compare(emls: &[PathBuf], update: bool) -> Vec<String> {
     let mut failures = Vec::new();
-    for eml in &emls {
+    for eml in emls {
         let actual = map_fixture(eml);
         let expected_path = eml.with_extension("json");
         let failed_path = eml.with_extension("failed.json");
@@ -118,6 +164,66 @@ fn golden_fixtures() {
             failures.push(eml.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
+    failures
+}
+
+/// The core against its hand-written expectations, whatever `UPDATE_GOLDEN` says.
+#[test]
+fn hand_written_core() {
+    let emls: Vec<PathBuf> = HAND_WRITTEN
+        .iter()
+        .map(|name| fixtures_dir().join(format!("{name}.eml")))
+        .collect();
+    for eml in &emls {
+        assert!(
+            eml.is_file() && eml.with_extension("json").is_file(),
+            "core fixture {} or its .json is missing",
+            eml.display()
+        );
+    }
+    // Every fixture of the hand-written generators is in the core, and nothing else.
+    let mut generated: Vec<String> = ["gen_core.py", "gen_realworld.py"]
+        .iter()
+        .flat_map(|script| {
+            let text = fs::read_to_string(fixtures_dir().join("generate").join(script)).unwrap();
+            text.lines()
+                .filter_map(|l| l.strip_prefix("write(\""))
+                .map(|l| l.split('"').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    generated.sort();
+    let mut listed: Vec<String> = HAND_WRITTEN.iter().map(|n| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        listed, generated,
+        "HAND_WRITTEN and the fixtures of gen_core.py and gen_realworld.py differ"
+    );
+    let failures = compare(&emls, false);
+    assert!(
+        failures.is_empty(),
+        "{} core fixture(s) differ from their hand-written .json (actual output in \
+         <name>.failed.json; UPDATE_GOLDEN never rewrites these: fix the code, or change \
+         the rule in docs/mapping.md and the .json by hand): {}",
+        failures.len(),
+        failures.join(", ")
+    );
+}
+
+/// The rest of the corpus; `UPDATE_GOLDEN=1` rewrites their expected files.
+#[test]
+fn golden_fixtures() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let emls: Vec<PathBuf> = all_emls()
+        .into_iter()
+        .filter(|eml| !is_hand_written(eml))
+        .collect();
+    assert!(
+        emls.len() >= 30,
+        "expected the fixture corpus, found {}",
+        emls.len()
+    );
+    let failures = compare(&emls, update);
     assert!(
         failures.is_empty(),
         "{} fixture(s) differ from their .json (actual output in <name>.failed.json): {}",

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::client::Client;
 use common::relay::{KEY, TestRelay};
+use common::wait;
 use sendpigeon_relay::config::{HumanDuration, Size};
 
 const BODY: usize = 800_000;
@@ -39,6 +40,15 @@ async fn holding(relay: &TestRelay) -> Client {
     c
 }
 
+/// Waits until the relay holds at least `bytes` of message data (the held sessions' bodies
+/// have been read in), so that what follows meets a spent budget.
+async fn held(relay: &TestRelay, bytes: usize) {
+    wait::until(&format!("{bytes} bytes held"), wait::DEADLINE, || async {
+        relay.metric("memory_budget_used_bytes").await >= bytes as u64
+    })
+    .await;
+}
+
 fn message() -> String {
     format!("Subject: waits\r\n\r\n{}\r\n.\r\n", "w".repeat(BODY))
 }
@@ -53,8 +63,8 @@ async fn a_session_waits_for_memory_and_goes_on_when_it_is_released() {
     let relay = relay(Duration::from_secs(20)).await;
     let mut a = holding(&relay).await;
     let mut b = holding(&relay).await;
-    // Let the relay take both bodies in.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The relay has taken both bodies in: the third must then wait.
+    held(&relay, 2 * BODY).await;
 
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     c.begin_message().await;
@@ -90,7 +100,7 @@ async fn after_memory_wait_the_message_gets_452_and_the_session_goes_on() {
     let relay = relay(Duration::from_secs(1)).await;
     let mut a = holding(&relay).await;
     let mut b = holding(&relay).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    held(&relay, 2 * BODY).await;
 
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     c.begin_message().await;
@@ -134,7 +144,7 @@ async fn the_first_grant_is_waited_for_before_354() {
     })
     .await;
     let mut a = holding(&relay).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    held(&relay, BODY).await;
     let (mut c, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     let (mut d, _) = Client::submission(relay.starttls, &relay.ca(), KEY).await;
     // c takes what is left of the small pool; d's DATA waits, then gets 452, no 354.

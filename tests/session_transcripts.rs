@@ -109,6 +109,34 @@ fn starttls_discards_pipelined_plaintext_and_resets_state() {
 }
 
 #[test]
+fn starttls_discards_a_whole_pipelined_plaintext_session() {
+    // TLS-INJ-01 with everything an attacker needs injected: EHLO, a valid AUTH and a
+    // transaction. Kept past the handshake, these would be answered over TLS (and the key
+    // checked); discarded, the session is silent until the client speaks over TLS.
+    let run = check(
+        &cfg(),
+        None,
+        &[
+            ("EHLO c.example\r\n", EHLO_PLAIN),
+            (
+                "STARTTLS\r\nEHLO evil.example\r\nAUTH PLAIN AGFwaWtleQBza19saXZlX1RFU1RLRVk=\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<r@x.example>\r\nDATA\r\nSubject: injected\r\n\r\nbody\r\n.\r\n",
+                "220 2.0.0 Ready to start TLS\r\n",
+            ),
+            ("EHLO c.example\r\n", EHLO_TLS),
+            (
+                "MAIL FROM:<a@x.example>\r\n",
+                "530 5.7.0 Authentication required\r\n",
+            ),
+        ],
+    );
+    assert_eq!(run.auth_checks, 0, "the injected AUTH never ran");
+    assert!(
+        run.delivered.is_empty(),
+        "the injected message was delivered"
+    );
+}
+
+#[test]
 fn replies_before_starttls_come_before_the_go_ahead() {
     // TLS-INJ-10.
     check(

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 pub mod client;
 pub mod clients;
+pub mod logs;
 pub mod mock_api;
 pub mod mta;
 pub mod relay;
 pub mod transcript;
+pub mod wait;

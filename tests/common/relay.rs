@@ -10,6 +10,8 @@ use std::sync::Arc;
 use sendpigeon_relay::config::{Config, HumanDuration, Listener, ListenerKind};
 use sendpigeon_relay::server::{self, Relay};
 
+use super::wait;
+
 /// The key the test keys file accepts.
 pub const KEY: &str = "sk_live_test_0123456789";
 
@@ -110,6 +112,35 @@ impl TestRelay {
             .lines()
             .find_map(|l| l.strip_prefix(line.as_str()))
             .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
+    /// The `sessions` gauge series of this relay's listener at `addr`.
+    pub fn sessions_series(&self, addr: SocketAddr) -> String {
+        let kind = if addr == self.starttls {
+            "starttls"
+        } else if addr == self.implicit {
+            "implicit"
+        } else if addr == self.auto {
+            "auto"
+        } else {
+            panic!("{addr} is not one of this relay's listeners")
+        };
+        format!("sessions{{listener=\"{kind}:{}\"}}", addr.port())
+    }
+
+    /// Waits (at most [`wait::DEADLINE`]) until `series` reads `value`.
+    pub async fn wait_metric(&self, series: &str, value: u64) {
+        wait::until(&format!("{series} = {value}"), wait::DEADLINE, || async {
+            self.metric(series).await == value
+        })
+        .await;
+    }
+
+    /// Waits until the listener at `addr` has exactly `open` sessions. A session counts
+    /// until its task ends, after it has released its per-address slot and done all it will
+    /// ever do (delivered or not), so what a closed session did not do stays undone.
+    pub async fn wait_sessions(&self, addr: SocketAddr, open: u64) {
+        self.wait_metric(&self.sessions_series(addr), open).await;
     }
 
     /// GET on the admin endpoint: (status, body).

@@ -145,8 +145,10 @@ impl Harness {
             }
             self.pending.extend_from_slice(piece);
             if self.pump(turn) {
-                // STARTTLS: the rest of this turn was sent in plaintext before the handshake
-                // and would be garbage to TLS; it never reaches the session.
+                // STARTTLS: later reads of this turn were sent in plaintext before the
+                // handshake; on a real socket they are fed to the TLS handshake, which fails on
+                // them, so they never reach the session. (What came in the same read as
+                // STARTTLS did reach it: see `pump`.)
                 break;
             }
         }
@@ -155,6 +157,7 @@ impl Harness {
 
     /// Runs the session's steps; true after a STARTTLS handshake.
     fn pump(&mut self, turn: usize) -> bool {
+        let mut tls_started = false;
         loop {
             let (n, step) = self.session.process(&self.pending);
             self.pending.drain(..n);
@@ -163,12 +166,19 @@ impl Harness {
                 self.run.refused.push(refused.reason.label());
             }
             match step {
-                Step::NeedInput => return false,
+                Step::NeedInput => return tls_started,
                 Step::Flush => {}
                 Step::StartTls => {
-                    self.pending.clear();
+                    // The harness does not drop what the session left unconsumed in this read:
+                    // discarding plaintext pipelined after STARTTLS (RFC 3207 §4.2,
+                    // CVE-2011-0411) is the session's job, and this is where its transcripts
+                    // test it. Whatever it left is fed to it again once TLS is up, so a session
+                    // that kept the plaintext would answer it over TLS and the transcript
+                    // would show it. (The server's driver clears its buffer here as well, as a
+                    // second guard; mirroring that would hide a session that stopped
+                    // discarding.)
                     self.session.tls_established("TLSv1.3");
-                    return true;
+                    tls_started = true;
                 }
                 Step::Authenticate(req) => {
                     self.run.auth_checks += 1;
@@ -198,7 +208,7 @@ impl Harness {
                 }
                 Step::Close => {
                     self.run.closed = true;
-                    return false;
+                    return tls_started;
                 }
             }
         }

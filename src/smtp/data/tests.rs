@@ -59,33 +59,57 @@ fn transparency() {
     assert_eq!(body, b".lead\r\nx\r\n \r\n\r\n");
 }
 
+/// What the `reject` policy makes of a vector: a refusal, or (no bare line ending in it) the
+/// message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rejected {
+    BareLf,
+    BareCr,
+    Message,
+}
+
 #[test]
 fn smuggling_sequences_never_end_the_data() {
     let tail = b"MAIL FROM:<ceo@victim.example>\r\nRCPT TO:<x@y>\r\nDATA\r\n\r\nsmuggled\r\n.\r\n";
-    for prefix in [
-        &b"hi\n.\n"[..],    // SMUG-01
-        b"hi\n.\r\n",       // SMUG-02
-        b"hi\r\n.\n",       // SMUG-03
-        b"hi\r.\r",         // SMUG-04
-        b"hi\r.\r\n",       // SMUG-04
-        b"hi\r.\n",         // SMUG-04
-        b"hi\n.\r",         // SMUG-04
-        b"hi\r\n.\r\r\n",   // SMUG-05
-        b"hi\r\r\n.\r\r\n", // SMUG-05
-        b"hi\r\n\x00.\r\n", // SMUG-06
-        b"hi\r\n.\x00\r\n", // SMUG-06
+    for (prefix, rejected) in [
+        (&b"hi\n.\n"[..], Rejected::BareLf),     // SMUG-01
+        (b"hi\n.\r\n", Rejected::BareLf),        // SMUG-02
+        (b"hi\r\n.\n", Rejected::BareLf),        // SMUG-03
+        (b"hi\r.\r", Rejected::BareCr),          // SMUG-04
+        (b"hi\r.\r\n", Rejected::BareCr),        // SMUG-04
+        (b"hi\r.\n", Rejected::BareLf),          // SMUG-04 (a bare LF is reported first)
+        (b"hi\n.\r", Rejected::BareLf),          // SMUG-04
+        (b"hi\r\n.\r\r\n", Rejected::BareCr),    // SMUG-05
+        (b"hi\r\r\n.\r\r\n", Rejected::BareCr),  // SMUG-05
+        (b"hi\r\n\x00.\r\n", Rejected::Message), // SMUG-06
+        (b"hi\r\n.\x00\r\n", Rejected::Message), // SMUG-06
     ] {
         let input = [prefix, &tail[..]].concat();
+        let shown = String::from_utf8_lossy(prefix);
         for policy in [BareLfPolicy::Normalize, BareLfPolicy::Reject] {
             let (n, outcome) = feed(&input, &[input.len()], BIG, policy);
-            assert_eq!(n, input.len(), "{:?}", String::from_utf8_lossy(prefix));
-            if let DataEnd::Message(body) = &outcome {
-                assert!(
-                    !has_bare_line_ending(body),
-                    "{:?}",
-                    String::from_utf8_lossy(body)
-                );
-                assert!(body.ends_with(b"smuggled\r\n"));
+            assert_eq!(n, input.len(), "{shown:?} under {policy:?}");
+            let expected = match policy {
+                BareLfPolicy::Normalize => Rejected::Message,
+                BareLfPolicy::Reject => rejected,
+            };
+            match (expected, &outcome) {
+                (Rejected::Message, DataEnd::Message(body)) => {
+                    assert!(
+                        !has_bare_line_ending(body),
+                        "{:?}",
+                        String::from_utf8_lossy(body)
+                    );
+                    assert!(
+                        body.ends_with(b"smuggled\r\n"),
+                        "{:?}",
+                        String::from_utf8_lossy(body)
+                    );
+                }
+                (Rejected::BareLf, DataEnd::BareLf) | (Rejected::BareCr, DataEnd::BareCr) => {}
+                (expected, other) => {
+                    panic!("{shown:?} under {policy:?}: expected {expected:?}, got {other:?}")
+                }
             }
         }
     }
