@@ -185,12 +185,9 @@ fn readyz(port: u16) -> Option<u16> {
     text.get(9..12).and_then(|s| s.parse().ok())
 }
 
+/// Waits for a synchronous condition (a file, a status) with a deadline.
 async fn wait_for(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait::until(what, within, || std::future::ready(condition())).await;
 }
 
 struct Haproxy {
