@@ -35,7 +35,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   start=$(date +%s)
   target=${TOOLS_TARGET_DIR:-$(mktemp -d)}
-  CARGO_TARGET_DIR=$target cargo install --locked --quiet "${missing[@]}"
+  # cargo-audit's one default feature scans binaries, which is not needed here.
+  CARGO_TARGET_DIR=$target cargo install --locked --quiet --no-default-features "${missing[@]}"
   [ -n "${TOOLS_TARGET_DIR:-}" ] || rm -rf "$target"
   echo "   installed in $(($(date +%s) - start)) s"
 fi
