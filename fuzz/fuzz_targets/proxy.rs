@@ -13,7 +13,7 @@
 //! Findings, fixed in `parse_header` (a v1 header is judged only once its CRLF is in) and
 //! kept as reproducers in fuzz/regressions/proxy-*: a v1 header split before or inside its
 //! destination port, or inside a UTF-8 character, was refused; `PROXY UNKNOWN \n` was taken
-//! as complete before its CRLF.
+//! as complete before its CRLF; an `UNKNOWN` line of 108 bytes was taken as a header.
 //!
 //! Input: byte 0 picks the peer (v4 / v6 / v4-mapped v6) and a cut for the prefix check; the
 //! rest is what the peer sent.

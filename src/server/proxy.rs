@@ -92,7 +92,12 @@ pub fn parse_header(
     // `proxy` fuzz target; the parser alone may decide too early).
     let v1_prefix = &b"PROXY "[..peeked.len().min(6)];
     if !peeked.is_empty() && peeked.starts_with(v1_prefix) {
-        let Some(end) = peeked.windows(2).take(V1_MAX).position(|w| w == b"\r\n") else {
+        // The CRLF must end by byte V1_MAX: its CR at index V1_MAX - 2 at the latest.
+        let Some(end) = peeked
+            .windows(2)
+            .take(V1_MAX - 1)
+            .position(|w| w == b"\r\n")
+        else {
             if peeked.len() >= V1_MAX {
                 return Err(ProxyError::Malformed("header too long".into()));
             }
@@ -219,6 +224,28 @@ mod tests {
         split_anywhere(tcp4, 44, "203.0.113.7");
         let unknown = "PROXY UNKNOWN P1%R\u{f7ed}NP\r\nQUIT\r\n".as_bytes();
         split_anywhere(unknown, unknown.len() - 6, "10.0.0.1");
+    }
+
+    #[test]
+    fn a_v1_header_is_at_most_107_bytes_with_its_crlf() {
+        // fuzz/regressions/proxy-v1-108-bytes: a CRLF ending at byte 108 was taken as the
+        // end of a header one byte over the protocol's limit (found by a 30-minute run).
+        // ppp accepts this UNKNOWN line whatever its length, so only our bound refuses it.
+        let line = |total: usize| {
+            let mut h = b"PROXY UNKNOWN U::".to_vec();
+            h.resize(total - 19, b'z');
+            h.extend_from_slice(b"O\x1d \n :1::\r5\ng78eN\r\nEHLO c\r\n");
+            h
+        };
+        assert_eq!(
+            parse_header(&line(107), peer()).unwrap(),
+            Some((107, "10.0.0.1".parse().unwrap()))
+        );
+        assert!(matches!(
+            parse_header(&line(108), peer()),
+            Err(ProxyError::Malformed(_))
+        ));
+        assert!(matches!(parse_header(&line(108)[..106], peer()), Ok(None)));
     }
 
     #[test]
