@@ -8,9 +8,10 @@
 //!   (64 KiB / 4 KiB / 1 MiB / 64 KiB); bit 7: a failing-early gate that refuses senders in
 //!   `blocked.example`, and an upstream that refuses messages of odd length.
 //! - bytes 1-5: the seed of the read sizes ([`relay_fuzz::Cuts`]).
-//! - the rest: client turns separated by `0xFF` (a byte SMTP never needs). A STARTTLS drops
-//!   the rest of its turn, as the plaintext bytes a client sent before the handshake would be
-//!   garbage to TLS; the next turn is the first inside TLS.
+//! - the rest: client turns separated by `0xFF` (a byte SMTP never needs). After a STARTTLS
+//!   the rest of its turn is gone: what came in the same read the session itself must
+//!   discard (asserted: it consumes the whole read), and later reads of the turn the driver
+//!   drops, as a TLS handshake would fail on them; the next turn is the first inside TLS.
 //!
 //! Each turn is fed (a) whole and (b) cut into reads. Properties:
 //! - up to the first STARTTLS, the replies and the delivered messages of (a) and (b) are
@@ -214,7 +215,13 @@ impl Driver {
                     if self.run.at_starttls.is_none() {
                         self.run.at_starttls = Some((self.run.out.len(), self.run.delivered.len()));
                     }
-                    self.pending.clear();
+                    // Plaintext pipelined after STARTTLS (RFC 3207 §4.2, CVE-2011-0411) is the
+                    // session's to discard: it must have consumed the whole read.
+                    assert!(
+                        self.pending.is_empty(),
+                        "the session left {} bytes of plaintext after STARTTLS",
+                        self.pending.len()
+                    );
                     self.session.tls_established("TLSv1.3");
                     return true;
                 }
