@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::client::{Client, plain};
+use common::free_port;
 use common::relay::{KEY, TestRelay};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -19,14 +20,6 @@ impl Drop for Haproxy {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts HAProxy with one frontend per (name, backend address, server option).

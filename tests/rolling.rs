@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::client::{Io, plain, tls_connector};
+use common::free_port;
 use common::mock_api::{Answer, MockApi};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,14 +33,6 @@ use tokio::net::TcpStream;
 
 const KEY: &str = "sk_live_rolling_0001";
 const CLIENTS: usize = 6;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One relay replica: its ports stay the same across restarts, as a host's would.
 struct Replica {
