@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::process::{admin_status, signal};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -376,25 +378,11 @@ fn port_of(event: &Value) -> u16 {
         .expect("a port")
 }
 
-/// GET on the admin endpoint; the status code.
-fn admin_status(port: u16, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = tcp.read_to_string(&mut text);
-    text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
 #[tokio::test]
 async fn sigterm_drains_then_the_process_exits_zero() {
     use common::client::{Client, plain};
     let mut relay = Running::start();
-    assert_eq!(admin_status(relay.admin, "/readyz"), 200);
+    assert_eq!(admin_status(relay.admin, "/readyz"), Some(200));
     let addr = format!("127.0.0.1:{}", relay.starttls).parse().unwrap();
     let (mut idle, _) = Client::plain(addr).await;
     let (mut busy, _) = Client::plain(addr).await;
@@ -412,17 +400,10 @@ async fn sigterm_drains_then_the_process_exits_zero() {
     busy.cmd("DATA").await;
     busy.send("Subject: in flight\r\n\r\nfirst half\r\n").await;
 
-    let pid = relay.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&relay.child, "TERM");
     assert_eq!(idle.reply().await, "421 4.3.2 Service shutting down\r\n");
-    assert_eq!(admin_status(relay.admin, "/readyz"), 503);
-    assert_eq!(admin_status(relay.admin, "/healthz"), 200);
+    assert_eq!(admin_status(relay.admin, "/readyz"), Some(503));
+    assert_eq!(admin_status(relay.admin, "/healthz"), Some(200));
     busy.send("second half\r\n.\r\n").await;
     assert!(busy.reply().await.starts_with("250 2.0.0 OK: queued as "));
     assert_eq!(
@@ -466,14 +447,7 @@ async fn sighup_reloads_the_certificate() {
     )
     .unwrap();
     assert!(!handshake(new_ca.clone()).await, "reloaded before SIGHUP");
-    let pid = relay.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&relay.child, "HUP");
     common::wait::until(
         "SIGHUP to reload the certificate",
         common::wait::DEADLINE,

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use common::client::{Io, plain, tls_connector};
 use common::free_port;
 use common::mock_api::{Answer, MockApi};
+use common::process::{admin_status, signal};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -118,21 +119,14 @@ format = "json"
         wait_for(
             &format!("{} ready", self.name),
             Duration::from_secs(20),
-            || readyz(admin) == Some(200),
+            || admin_status(admin, "/readyz") == Some(200),
         )
         .await;
     }
 
     /// SIGTERM.
     fn terminate(&self) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        signal(self.child.as_ref().unwrap(), "TERM");
     }
 
     /// Waits for the process to exit and returns its exit code.
@@ -161,21 +155,6 @@ impl Drop for Replica {
             let _ = child.wait();
         }
     }
-}
-
-/// `/readyz`'s status, or None when nothing answers.
-fn readyz(port: u16) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        tcp,
-        "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    let _ = tcp.read_to_string(&mut text);
-    text.get(9..12).and_then(|s| s.parse().ok())
 }
 
 /// Waits for a synchronous condition (a file, a status) with a deadline.

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod logs;
 pub mod mock_api;
 pub mod mta;
+pub mod process;
 pub mod relay;
 pub mod transcript;
 pub mod wait;
