@@ -148,23 +148,21 @@ pub const DEVELOPMENT_RENEW_BEFORE: time::Duration = time::Duration::days(30);
 /// [`DEVELOPMENT_VALIDITY`] allows (by an older version). A file that cannot be read or
 /// parsed is left alone: loading it reports the problem.
 pub fn development_pair_needs_renewal(cert_path: &Path) -> bool {
-    let Ok(pem) = fs::read(cert_path) else {
+    let Some((not_before, not_after)) = validity(cert_path) else {
         return false;
     };
-    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else {
-        return false;
-    };
-    let Ok(cert) = pem.parse_x509() else {
-        return false;
-    };
-    let validity = cert.validity();
-    let (not_before, not_after) = (
-        validity.not_before.to_datetime(),
-        validity.not_after.to_datetime(),
-    );
     let now = time::OffsetDateTime::now_utc();
     not_after - now < DEVELOPMENT_RENEW_BEFORE
         || not_after - not_before > DEVELOPMENT_VALIDITY + time::Duration::days(1)
+}
+
+/// The validity period (not before, not after) of the first certificate in a PEM file.
+fn validity(cert_path: &Path) -> Option<(time::OffsetDateTime, time::OffsetDateTime)> {
+    let pem = fs::read(cert_path).ok()?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let v = cert.validity();
+    Some((v.not_before.to_datetime(), v.not_after.to_datetime()))
 }
 
 /// Creates a development CA (certificate only; its key is discarded so nothing else can be
@@ -258,14 +256,12 @@ mod tests {
             dir.path().join("ca.pem"),
         );
         generate_development_pair(&cert, &key, &ca, "relay.test").unwrap();
+        let now = time::OffsetDateTime::now_utc();
         for path in [&cert, &ca] {
-            let pem = fs::read(path).unwrap();
-            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-            let parsed = pem.parse_x509().unwrap();
-            let v = parsed.validity();
-            let lifetime = v.not_after.to_datetime() - v.not_before.to_datetime();
+            let (not_before, not_after) = validity(path).unwrap();
+            let lifetime = not_after - not_before;
             assert!(lifetime <= time::Duration::days(366), "{lifetime}");
-            assert!(v.is_valid());
+            assert!(not_before <= now && now <= not_after);
         }
         assert!(!development_pair_needs_renewal(&cert));
         assert!(load_pair(&cert, &key).is_ok());
