@@ -131,20 +131,17 @@ format = "json"
 
     /// Waits for the process to exit and returns its exit code.
     async fn exited(&mut self, within: Duration) -> Option<i32> {
+        // The child stays in `self` until it has exited, so a timeout still kills it on drop.
+        let what = format!("{} to exit after SIGTERM", self.name);
         let child = self.child.as_mut().unwrap();
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running {within:?} after SIGTERM",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut status = None;
+        wait_for(&what, within, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        })
+        .await;
+        self.child = None;
+        status.and_then(|s| s.code())
     }
 }
 
@@ -624,17 +621,18 @@ async fn client(
     sent
 }
 
-async fn queued(seen: &Seen) -> usize {
+/// How many messages the clients have seen queued so far.
+fn queued(seen: &Seen) -> usize {
     seen.queued.lock().unwrap().len()
 }
 
+/// Waits until `more` messages were queued (at most a minute).
 async fn wait_for_traffic(seen: &Seen, more: usize) {
-    let target = queued(seen).await + more;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while queued(seen).await < target {
-        assert!(Instant::now() < deadline, "clients stopped making progress");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let target = queued(seen) + more;
+    wait_for("clients to make progress", Duration::from_secs(60), || {
+        queued(seen) >= target
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -675,7 +673,7 @@ async fn rolling_restart_behind_haproxy_loses_and_doubles_nothing() {
 
     let mut report = Vec::new();
     for replica in [&mut a, &mut b] {
-        let before = queued(&seen).await;
+        let before = queued(&seen);
         let started = Instant::now();
         replica.terminate();
         wait_for(
@@ -701,7 +699,7 @@ async fn rolling_restart_behind_haproxy_loses_and_doubles_nothing() {
             marked_down.as_secs_f64(),
             exited.as_secs_f64(),
             started.elapsed().as_secs_f64(),
-            queued(&seen).await - before
+            queued(&seen) - before
         ));
         wait_for_traffic(&seen, 20).await;
     }
