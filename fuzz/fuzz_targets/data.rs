@@ -20,7 +20,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relay_fuzz::{CUT_SEED_LEN, Cuts, first_bare_line_ending, normalize_line_endings};
+use relay_fuzz::{CUT_SEED_LEN, Cuts, assert_deliverable, normalize_line_endings};
 use sendpigeon_relay::memory::budget::MemoryBudget;
 use sendpigeon_relay::smtp::data::{BareLfPolicy, DataEnd, DataReceiver};
 
@@ -177,15 +177,7 @@ fuzz_target!(|data: &[u8]| {
     for r in [&whole, &split] {
         match &r.outcome {
             Some(Outcome::Message(m)) => {
-                if let Some(i) = first_bare_line_ending(m) {
-                    panic!("message has a bare CR or LF at {i}: {m:?}");
-                }
-                assert!(
-                    m.len() <= setup.max_size,
-                    "{} bytes > max {}",
-                    m.len(),
-                    setup.max_size
-                );
+                assert_deliverable(m, setup.max_size);
                 assert_eq!(m.len(), r.size, "size counted differs from the message");
             }
             Some(Outcome::TooBig) => assert!(r.size > setup.max_size, "TooBig at {}", r.size),

@@ -28,7 +28,7 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use relay_fuzz::{CUT_SEED_LEN, Cuts, first_bare_line_ending};
+use relay_fuzz::{CUT_SEED_LEN, Cuts, assert_deliverable};
 use sendpigeon_relay::memory::budget::{MemoryBudget, Reservation};
 use sendpigeon_relay::secret::ApiKey;
 use sendpigeon_relay::smtp::data::BareLfPolicy;
@@ -235,15 +235,7 @@ impl Driver {
                 }
                 Step::Deliver(d) => {
                     let message = &d.message;
-                    if let Some(i) = first_bare_line_ending(message) {
-                        panic!("delivered message has a bare CR or LF at {i}: {message:?}");
-                    }
-                    assert!(
-                        message.len() <= self.max_message_size,
-                        "delivered {} bytes over the {} limit",
-                        message.len(),
-                        self.max_message_size
-                    );
+                    assert_deliverable(message, self.max_message_size);
                     let result = if self.refusals && message.len() % 2 == 1 {
                         Err(Reply::dynamic(
                             554,

@@ -65,6 +65,19 @@ pub fn first_bare_line_ending(bytes: &[u8]) -> Option<usize> {
     })
 }
 
+/// What every message handed on must be, from the DATA/BDAT receiver or the session: no bare
+/// CR or LF, and no more than `max` bytes.
+pub fn assert_deliverable(message: &[u8], max: usize) {
+    if let Some(i) = first_bare_line_ending(message) {
+        panic!("message has a bare CR or LF at {i}: {message:?}");
+    }
+    assert!(
+        message.len() <= max,
+        "message of {} bytes over the {max} limit",
+        message.len()
+    );
+}
+
 /// Every bare CR and bare LF made CRLF; CRLF kept.
 pub fn normalize_line_endings(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
